@@ -1,0 +1,115 @@
+"""Chunking: page text with LlamaIndex's SentenceSplitter; each figure becomes its own chunk(s).
+
+Figure text = printed caption + model caption + text found inside the figure, split when longer than the
+embedding model's window (CapRL captions run ~750 tokens; all-MiniLM-L6-v2 reads 256).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from caprl_index.models import Caption, Chunk, Figure, ParsedPage, SourceFile
+
+Tokenizer = Callable[[str], Sequence[object]]
+
+# Keep a margin under the model window for the special tokens and tokenizer disagreement.
+_WINDOW_MARGIN = 16
+
+
+class Chunker:
+    """Builds the chunks of one page from its text and its captioned figures."""
+
+    def __init__(
+        self,
+        *,
+        chunk_size: int = 200,
+        chunk_overlap: int = 30,
+        window: int = 256,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        size = min(chunk_size, max(32, window - _WINDOW_MARGIN))
+        overlap = min(chunk_overlap, size // 4)
+        self._text_splitter = _splitter(size, overlap, tokenizer)
+        self._figure_splitter = _splitter(max(32, window - _WINDOW_MARGIN), overlap, tokenizer)
+
+    def page_chunks(
+        self,
+        file: SourceFile,
+        page_count: int,
+        parsed: ParsedPage,
+        captions: Sequence[Caption],
+    ) -> list[Chunk]:
+        """Text chunks of the page, then the chunks of each figure (same order as `parsed.figures`)."""
+        chunks = self._text_chunks(file, page_count, parsed)
+        for figure, caption in zip(parsed.figures, captions, strict=True):
+            chunks.extend(self._figure_chunks(file, page_count, parsed, figure, caption))
+        return chunks
+
+    def _text_chunks(self, file: SourceFile, page_count: int, parsed: ParsedPage) -> list[Chunk]:
+        page = parsed.page
+        body = page.text.strip()
+        if page.extra_text.strip():
+            body = f"{body}\n\n{page.extra_text.strip()}".strip()
+        if not body:
+            return []
+        pieces = self._text_splitter.split_text(body)
+        return [
+            Chunk(text=t, file=file, page_count=page_count, page=page, kind="text", chunk_index=i)
+            for i, t in enumerate(p for p in pieces if p.strip())
+        ]
+
+    def _figure_chunks(
+        self, file: SourceFile, page_count: int, parsed: ParsedPage, figure: Figure, caption: Caption
+    ) -> list[Chunk]:
+        text = figure_text(figure, caption, file_name=file.name, page_number=parsed.page.number)
+        pieces = [p for p in self._figure_splitter.split_text(text) if p.strip()] or [text]
+        return [
+            Chunk(
+                text=piece,
+                file=file,
+                page_count=page_count,
+                page=parsed.page,
+                kind=figure.kind,
+                chunk_index=i,
+                figure=figure,
+                caption=caption,
+                region_index=figure.region_index,
+            )
+            for i, piece in enumerate(pieces)
+        ]
+
+
+def figure_text(figure: Figure, caption: Caption, *, file_name: str, page_number: int) -> str:
+    """The searchable text of a figure; never empty, whatever the captioner managed."""
+    label = "Slide" if figure.figure_type == "slide" else figure.figure_type.capitalize()
+    parts: list[str] = []
+    if figure.printed_caption.strip():
+        parts.append(figure.printed_caption.strip())
+    if caption.source == "vllm" and caption.text.strip():
+        parts.append(caption.text.strip())
+    ocr = figure.ocr_text.strip()
+    if ocr and (caption.source != "vllm" or ocr not in caption.text):
+        parts.append(f"Text in the {label.lower()}: {ocr}")
+    if caption.source != "vllm" and figure.context_text.strip():
+        parts.append(f"Nearby text: {figure.context_text.strip()}")
+    if not parts:
+        # Nothing readable in or around it: still say what and where it is, so it is never blank.
+        parts.append(f"{label} on page {page_number} of {file_name} (no caption or text available).")
+    return "\n\n".join(parts)
+
+
+@lru_cache(maxsize=8)
+def _cached_splitter(size: int, overlap: int) -> Any:
+    from llama_index.core.node_parser import SentenceSplitter
+
+    return SentenceSplitter(chunk_size=size, chunk_overlap=overlap)
+
+
+def _splitter(size: int, overlap: int, tokenizer: Tokenizer | None) -> Any:
+    if tokenizer is None:
+        return _cached_splitter(size, overlap)
+    from llama_index.core.node_parser import SentenceSplitter
+
+    return SentenceSplitter(chunk_size=size, chunk_overlap=overlap, tokenizer=tokenizer)

@@ -1,0 +1,106 @@
+"""`caprl-index` command line: a thin shell over the library (pipeline, search, status, eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from caprl_index import __version__
+from caprl_index.config import Settings
+from caprl_index.errors import CaprlError, ConfigError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    _quiet_libraries()
+    try:
+        settings = settings_from_args(args)
+        return int(args.func(args, settings))
+    except CaprlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: the index holds every file completed so far; run ingest again to finish", file=sys.stderr)
+        return 130
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags override environment, which overrides caprl-index.toml, which overrides defaults."""
+    if getattr(args, "config", None):
+        os.environ["CAPRL_CONFIG"] = args.config
+    flags = {
+        "vllm_url": args.vllm_url,
+        "qdrant_url": args.qdrant_url,
+        "qdrant_path": args.qdrant_path,
+        "collection": getattr(args, "collection", None),
+        "captioner": getattr(args, "captioner", None),
+        "shards": getattr(args, "shards", None),
+        "replication_factor": getattr(args, "replication_factor", None),
+        "workers": getattr(args, "workers", None),
+    }
+    if getattr(args, "no_figures", False):
+        flags["figures"] = False
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("connection (flags override CAPRL_* environment and caprl-index.toml)")
+    g.add_argument("--vllm-url", help="vLLM base URL(s), comma-separated [CAPRL_VLLM_URL]")
+    g.add_argument("--qdrant-url", help="Qdrant server URL; unset = embedded store [CAPRL_QDRANT_URL]")
+    g.add_argument("--qdrant-path", help="embedded store folder [CAPRL_QDRANT_PATH]")
+    g.add_argument("--collection", help="collection name [CAPRL_COLLECTION]")
+    g.add_argument("--config", help="config file (default ./caprl-index.toml) [CAPRL_CONFIG]")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    parser = argparse.ArgumentParser(
+        prog="caprl-index",
+        description="Index PDFs and slide decks, charts and figures included (CapRL-3B via vLLM), into Qdrant.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"caprl-index {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from caprl_index import commands
+
+    commands.register(sub, common)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    for name in ("httpx", "openai", "sentence_transformers", "transformers", "qdrant_client"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # The chunker measures long texts with the model's tokenizer on purpose; its length warning is noise.
+    logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

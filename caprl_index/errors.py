@@ -1,0 +1,52 @@
+"""Exceptions raised by caprl-index.
+
+    CaprlError
+    ├── ConfigError              bad option or configuration value (CLI exit 2)
+    ├── CaptionerUnavailable     vLLM required but unreachable / model not served (exit 2)
+    ├── StoreError               Qdrant unreachable, collection mismatch, folder locked (exit 2)
+    └── DocumentError            one input file cannot be read (collected per file, exit 1)
+        ├── UnsupportedFile      extension/content not supported
+        ├── EncryptedFile        password-protected PDF
+        └── CorruptFile          damaged, truncated, empty or oversized file
+
+Every message names the file or setting and says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class CaprlError(Exception):
+    """Base class for all caprl-index errors."""
+
+
+class ConfigError(CaprlError):
+    """A configuration value or command-line option is invalid."""
+
+
+class CaptionerUnavailable(CaprlError):
+    """The vLLM captioner cannot be reached or does not serve the configured model."""
+
+
+class StoreError(CaprlError):
+    """The Qdrant store cannot be opened or used."""
+
+
+class DocumentError(CaprlError):
+    """One input document cannot be processed; other files are unaffected."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class UnsupportedFile(DocumentError):
+    """The file type is not supported."""
+
+
+class EncryptedFile(DocumentError):
+    """The document is password-protected."""
+
+
+class CorruptFile(DocumentError):
+    """The document is damaged, truncated, empty or too large to process safely."""

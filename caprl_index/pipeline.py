@@ -1,0 +1,315 @@
+"""Streamed ingest: discover → split → detect → caption → chunk → embed → store.
+
+Files are split on worker processes in page batches while captions of earlier batches are in flight and
+finished batches are embedded and upserted. Semaphores bound the batches alive at once, so memory stays
+flat whatever the corpus size. Per-file errors are collected; the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from caprl_index.chunking import Chunker
+from caprl_index.config import Settings
+from caprl_index.embedding import Embedder, open_embedder
+from caprl_index.errors import CaprlError, DocumentError
+from caprl_index.models import Caption, FileFailure, ParsedPage, RunStats, SourceFile
+from caprl_index.plan import FilePlan, plan_files
+from caprl_index.progress import Reporter
+from caprl_index.store import QdrantStore, payload, point_id
+from caprl_index.store.sparse import document_vector
+
+T = TypeVar("T")
+PAGES_PER_BATCH = 8
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Per-run switches of `ingest` (the rest is Settings)."""
+
+    force: bool = False  # re-ingest unchanged files
+    prune: bool = False  # drop files no longer on disk
+    recaption: bool = False  # re-caption figures written with another prompt version
+    shard: tuple[int, int] | None = None  # (i, n): this machine's part of the corpus
+    strict: bool = False  # raise the first per-file error instead of collecting it
+
+
+def ingest(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    options: IngestOptions | None = None,
+    reporter: Reporter | None = None,
+    *,
+    embedder: Embedder | None = None,
+) -> RunStats:
+    """Ingest files and folders into the configured collection; returns the run's counters."""
+    run = _Run(settings, options or IngestOptions(), reporter or Reporter(), embedder)
+    return asyncio.run(run.execute(paths))
+
+
+class _Run:
+    def __init__(
+        self, settings: Settings, options: IngestOptions, reporter: Reporter, embedder: Embedder | None
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.reporter = reporter
+        self.stats = RunStats()
+        self.store = QdrantStore(settings)
+        self.embedder = embedder or open_embedder(settings)
+        self.captioner: Any = None
+        self.chunker: Chunker | None = None
+        self._pool: Executor | None = None
+        # One thread each: the embedded Qdrant client and the model are used from one thread at a time.
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
+        self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-embed")
+        workers = settings.worker_count
+        self._batch_slots = asyncio.Semaphore(max(8, 4 * workers))
+        self._file_slots = asyncio.Semaphore(max(4, 2 * workers))
+
+    async def execute(self, paths: Sequence[str | Path]) -> RunStats:
+        try:
+            plan = await self._in_store(plan_files, paths, self.store, self.settings, self.options, self.embedder.name)
+            await self._apply_plan(plan)
+            if plan.todo or plan.pending or plan.stale_prompt:
+                await self._ingest_files(plan)
+            return self.stats
+        finally:
+            await self._shutdown()
+
+    async def _apply_plan(self, plan: FilePlan) -> None:
+        self.stats.files_seen = plan.seen
+        self.stats.files_skipped = len(plan.skipped)
+        for failure in plan.failures:
+            self._fail(failure.path, failure.reason)
+        for path in plan.prune:
+            await self._in_store(self.store.delete_file, path)
+            self.stats.files_pruned += 1
+
+    async def _ingest_files(self, plan: FilePlan) -> None:
+        todo = list(plan.todo)
+        if self.settings.figures:
+            from caprl_index.captioning import open_captioner
+
+            self.captioner = await open_captioner(self.settings, warn=self._warn_once)
+            if self._captions_upgradable():
+                # Figures indexed with OCR text earlier (or with an old prompt): caption them now.
+                todo += plan.pending + plan.stale_prompt
+            else:
+                self.stats.files_skipped += len(plan.pending) + len(plan.stale_prompt)
+        else:
+            self.stats.files_skipped += len(plan.pending) + len(plan.stale_prompt)
+        if not todo:
+            return
+        dim = await self._in_embed(lambda: self.embedder.dim)
+        await self._in_store(self.store.ensure_collection, dim)
+        self.chunker = Chunker(
+            chunk_size=self.settings.chunk_size,
+            chunk_overlap=self.settings.chunk_overlap,
+            window=await self._in_embed(lambda: self.embedder.max_tokens),
+            tokenizer=await self._in_embed(self.embedder.tokenizer),
+        )
+        self.reporter.start(len(todo))
+        try:
+            self._pool = _make_pool(self.settings.worker_count)
+            await asyncio.gather(*(self._guarded_file(f) for f in todo))
+        finally:
+            self.reporter.stop()
+
+    def _captions_upgradable(self) -> bool:
+        from caprl_index.captioning.base import NoneCaptioner, OcrCaptioner
+
+        return not isinstance(self.captioner, (OcrCaptioner, NoneCaptioner))
+
+    async def _guarded_file(self, file: SourceFile) -> None:
+        async with self._file_slots:
+            try:
+                await self._process_file(file)
+            except DocumentError as exc:
+                await self._in_store(self._discard_partial, file)
+                self._fail(file.path, exc.reason)
+                if self.options.strict:
+                    raise
+            except CaprlError:
+                raise
+            except Exception as exc:  # a bug or a library error on one file must not end the run
+                await self._in_store(self._discard_partial, file)
+                self._fail(file.path, f"{type(exc).__name__}: {exc}")
+                if self.options.strict:
+                    raise
+
+    async def _process_file(self, file: SourceFile) -> None:
+        from caprl_index.sources import prepare
+
+        workdir = tempfile.mkdtemp(prefix="caprl-")
+        try:
+            prepared = await self._in_pool(prepare, file, self.settings, Path(workdir))
+            self.reporter.file_started(file.path, prepared.page_count)
+            for warning in prepared.warnings:
+                self._warn_once(warning)
+            ranges = [
+                (s, min(s + PAGES_PER_BATCH, prepared.page_count))
+                for s in range(0, prepared.page_count, PAGES_PER_BATCH)
+            ]
+            results = await asyncio.gather(*(self._process_batch(prepared, a, b) for a, b in ranges))
+            await self._finish_file(file, prepared.page_count, results)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _process_batch(self, prepared: Any, start: int, stop: int) -> _BatchResult:
+        from caprl_index.sources import parse_pages
+
+        async with self._batch_slots:
+            pages: list[ParsedPage] = await self._in_pool(parse_pages, prepared, start, stop, self.settings)
+            if not self.settings.figures:
+                pages = [ParsedPage(page=p.page, figures=()) for p in pages]
+            n_fig = sum(len(p.figures) for p in pages)
+            self.reporter.pages_done(len(pages), n_fig)
+            captions = await asyncio.gather(*(self._caption_page(p) for p in pages))
+            assert self.chunker is not None
+            chunks = [
+                c
+                for p, caps in zip(pages, captions, strict=True)
+                for c in self.chunker.page_chunks(prepared.file, prepared.page_count, p, caps)
+            ]
+            ids = [point_id(c) for c in chunks]
+            vectors = await self._vectors(ids, [c.text for c in chunks])
+            points = [
+                (pid, vec, document_vector(c.text), payload(c))
+                for pid, vec, c in zip(ids, vectors, chunks, strict=True)
+            ]
+            await self._in_store(self.store.upsert, points)
+            flat = [cap for caps in captions for cap in caps]
+            return _BatchResult(ids=ids, pages=len(pages), captions=flat)
+
+    async def _caption_page(self, parsed: ParsedPage) -> list[Caption]:
+        if not parsed.figures:
+            return []
+        captions = await asyncio.gather(*(self.captioner.caption(f) for f in parsed.figures))
+        self.reporter.captions_done(len(captions))
+        return list(captions)
+
+    async def _vectors(self, ids: list[str], texts: list[str]) -> list[list[float]]:
+        """Embed only what is not already stored with the same text (re-runs, caption upgrades)."""
+        stored = await self._in_store(self.store.stored_vectors, ids)
+        missing = [i for i, (pid, t) in enumerate(zip(ids, texts, strict=True)) if stored.get(pid, ("", None))[0] != t]
+        fresh = await self._in_embed(self.embedder.embed, [texts[i] for i in missing])
+        by_index = dict(zip(missing, fresh, strict=True))
+        return [by_index[i] if i in by_index else stored[pid][1] for i, pid in enumerate(ids)]
+
+    async def _finish_file(self, file: SourceFile, page_count: int, results: list[_BatchResult]) -> None:
+        ids = [pid for r in results for pid in r.ids]
+        captions = [c for r in results for c in r.captions]
+        await self._in_store(self.store.delete_stale, file.path, ids)
+        record = self._record(file, page_count, len(ids), captions)
+        await self._in_store(self.store.put_record, record)
+        self._count_file(page_count, len(ids), captions)
+        self.reporter.file_done(file.path, True, f"{page_count} pages, {len(captions)} figures")
+
+    def _record(self, file: SourceFile, page_count: int, points: int, captions: list[Caption]) -> dict:
+        from caprl_index.plan import fingerprint, record_for
+
+        sources: dict[str, int] = {}
+        for c in captions:
+            sources[c.source] = sources.get(c.source, 0) + 1
+        wanted_vllm = self.settings.captioner in ("auto", "vllm")
+        pending = sum(1 for c in captions if c.source == "ocr") if wanted_vllm else 0
+        prompt = next((c.prompt_version for c in captions if c.source == "vllm"), None)
+        errors = sorted({c.error for c in captions if c.error})[:5]
+        return record_for(
+            file,
+            page_count=page_count,
+            points=points,
+            figures=len(captions),
+            caption_sources=sources,
+            captions_pending=pending,
+            prompt_version=prompt,
+            caption_errors=errors,
+            fingerprint=fingerprint(self.settings, self.embedder.name),
+        )
+
+    def _count_file(self, page_count: int, points: int, captions: list[Caption]) -> None:
+        s = self.stats
+        s.files_indexed += 1
+        s.pages += page_count
+        s.points += points
+        s.figures += len(captions)
+        for c in captions:
+            s.captions_by_source[c.source] = s.captions_by_source.get(c.source, 0) + 1
+            s.caption_failures += bool(c.error)
+            s.truncated_captions += c.truncated
+            s.cache_hits += c.cached
+            s.prompt_tokens += c.prompt_tokens
+            s.completion_tokens += c.completion_tokens
+            if c.source == "vllm" and not c.cached:
+                s.latencies.append(c.latency_s)
+
+    def _discard_partial(self, file: SourceFile) -> None:
+        """Remove the points a failed attempt wrote for this version; an older complete version stays."""
+        if not self.store.exists():
+            return
+        from qdrant_client import models as m
+
+        flt = m.Filter(
+            must=[
+                m.FieldCondition(key="file_path", match=m.MatchValue(value=file.path)),
+                m.FieldCondition(key="file_sha256", match=m.MatchValue(value=file.sha256)),
+            ]
+        )
+        record = self.store.records().get(file.path)
+        if record and record.get("file_sha256") == file.sha256:
+            return  # the same version is indexed completely; what we wrote overwrote it by id
+        self.store.client.delete(self.store.collection, m.FilterSelector(filter=flt), wait=True)
+
+    def _fail(self, path: str, reason: str) -> None:
+        self.stats.files_failed += 1
+        self.stats.failures.append(FileFailure(path=path, reason=reason))
+        self.reporter.file_done(path, False, reason)
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self.stats.warnings:
+            self.stats.warnings.append(message)
+            self.reporter.warn(message)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+
+    async def _in_embed(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._embed_thread, fn, *args)
+
+    async def _shutdown(self) -> None:
+        if self.captioner is not None:
+            await self.captioner.aclose()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._embed_thread.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(self._store_thread, self.store.close)
+        self._store_thread.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class _BatchResult:
+    ids: list[str]
+    pages: int
+    captions: list[Caption]
+
+
+def _make_pool(workers: int) -> Executor:
+    """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
+    if workers <= 1 or os.environ.get("CAPRL_NO_PROCESSES") == "1":
+        return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
+    # spawn, not fork: the parent holds torch's threads and an open Qdrant store.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

@@ -1,0 +1,78 @@
+"""Discover input files: walk paths, keep supported types, hash contents, partition into shards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from caprl_index.errors import ConfigError
+from caprl_index.models import SourceFile
+
+PDF_EXTENSIONS = frozenset({".pdf"})
+SLIDE_EXTENSIONS = frozenset({".pptx", ".ppt", ".odp", ".key"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
+SUPPORTED_EXTENSIONS = PDF_EXTENSIONS | SLIDE_EXTENSIONS | IMAGE_EXTENSIONS
+
+_HASH_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_supported(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Yield candidate files below `paths` in a stable order (hidden files and folders skipped).
+
+    Files named explicitly are yielded whatever their extension, so the caller can report an
+    unsupported type instead of silently ignoring it; files found by walking folders are filtered.
+    """
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise ConfigError(f"{raw}: no such file or folder")
+        if path.is_file():
+            yield path.resolve()
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and is_supported(name):
+                    yield (Path(root) / name).resolve()
+
+
+def source_file(path: Path) -> SourceFile:
+    """Hash one file into a SourceFile."""
+    return SourceFile(path=str(path), sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """Parse ``--shard i/n`` (1-based i) into (i, n)."""
+    try:
+        left, right = spec.split("/")
+        index, count = int(left), int(right)
+    except ValueError:
+        raise ConfigError(f"--shard {spec!r}: expected i/n, for example 1/4") from None
+    if count < 1 or not 1 <= index <= count:
+        raise ConfigError(f"--shard {spec!r}: need 1 <= i <= n, for example 1/4")
+    return index, count
+
+
+def in_shard(path: str | Path, index: int, count: int) -> bool:
+    """Stable partition by the path's hash: the same file lands in the same shard on every machine.
+
+    The key is the path as given relative to the ingest root would be ideal, but machines mount the
+    corpus at the same place in a deployment, so the absolute path is used.
+    """
+    digest = hashlib.sha256(str(path).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
