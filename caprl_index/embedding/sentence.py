@@ -48,6 +48,7 @@ class SentenceTransformerEmbedder:
         if Path(path).exists():
             # A local folder never needs the hub; stop transformers from asking it.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -69,6 +70,10 @@ class SentenceTransformerEmbedder:
         return int(self._load().max_seq_length)
 
     def tokenizer(self) -> Callable[[str], Sequence[object]]:
+        import logging
+
+        # Chunk sizing measures long texts on purpose; the tokenizer's "longer than the model" warning is noise.
+        logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
         tok = self._load().tokenizer
         return lambda text: tok.tokenize(text)
 
