@@ -59,8 +59,11 @@ class CapRLReader(BaseReader):
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        """`settings` as given, else `Settings(**overrides)` (CAPRL_* environment and caprl-index.toml)."""
-        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        """`settings` (with `overrides` applied), else `Settings(**overrides)`: CAPRL_* env, caprl-index.toml."""
+        if settings is None:
+            self.settings = Settings(**overrides)
+        else:  # validated, so overrides take the same forms as in Settings(...)
+            self.settings = Settings.model_validate(settings.model_dump() | overrides) if overrides else settings
         self.warnings: list[str] = []  # captioner fallbacks etc., each once
         self._session: _CaptionSession | None = None
         self._lock = threading.Lock()
@@ -302,4 +305,3 @@ class CapRLEmbedding(BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
-
