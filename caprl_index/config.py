@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=30, ge=0, description="Token overlap between chunks.")
     figures: bool = Field(default=True, description="Detect and index figures (False = text-only).")
     workers: int = Field(default=0, ge=0, description="Parser processes; 0 = number of CPUs (max 8).")
+    soffice: str | None = Field(
+        default=None,
+        description="LibreOffice binary for slide decks; unset = soffice/libreoffice on PATH; 'none' = never "
+        "(decks are read from their XML with python-pptx).",
+    )
     soffice_timeout: float = Field(default=180.0, gt=0, description="Seconds before a slide conversion is killed.")
     max_file_mb: float = Field(default=1024.0, gt=0, description="Files larger than this are refused.")
 
