@@ -135,17 +135,20 @@ class _Run:
             try:
                 await self._process_file(file)
             except DocumentError as exc:
-                await self._in_store(self._discard_partial, file)
-                self._fail(file.path, exc.reason)
+                await self._file_failed(file, exc.reason)
                 if self.options.strict:
                     raise
             except CaprlError:
                 raise
             except Exception as exc:  # a bug or a library error on one file must not end the run
-                await self._in_store(self._discard_partial, file)
-                self._fail(file.path, f"{type(exc).__name__}: {exc}")
+                await self._file_failed(file, f"{type(exc).__name__}: {exc}")
                 if self.options.strict:
                     raise
+
+    async def _file_failed(self, file: SourceFile, reason: str) -> None:
+        await self._in_store(self._discard_partial, file)
+        await self._in_store(self._record_failure, file, reason)
+        self._fail(file.path, reason)
 
     async def _process_file(self, file: SourceFile) -> None:
         from caprl_index.sources import prepare
@@ -253,6 +256,19 @@ class _Run:
             if c.source == "vllm" and not c.cached:
                 s.latencies.append(c.latency_s)
 
+    def _record_failure(self, file: SourceFile, reason: str) -> None:
+        """Remember the failure for `status`; an older complete version keeps its record (and its points)."""
+        if not self.store.exists():
+            return
+        record = self.store.get_record(file.path)
+        if record and record.get("complete") and record.get("file_sha256") != file.sha256:
+            record.update(last_error=reason, last_error_sha256=file.sha256)
+        else:
+            from caprl_index.plan import record_for
+
+            record = record_for(file, complete=False, error=reason)
+        self.store.put_record(record)
+
     def _discard_partial(self, file: SourceFile) -> None:
         """Remove the points a failed attempt wrote for this version; an older complete version stays."""
         if not self.store.exists():
@@ -265,8 +281,8 @@ class _Run:
                 m.FieldCondition(key="file_sha256", match=m.MatchValue(value=file.sha256)),
             ]
         )
-        record = self.store.records().get(file.path)
-        if record and record.get("file_sha256") == file.sha256:
+        record = self.store.get_record(file.path)
+        if record and record.get("complete") and record.get("file_sha256") == file.sha256:
             return  # the same version is indexed completely; what we wrote overwrote it by id
         self.store.client.delete(self.store.collection, m.FilterSelector(filter=flt), wait=True)
 

@@ -53,7 +53,7 @@ def record_for(file: SourceFile, **fields: Any) -> dict[str, Any]:
 
 def plan_files(paths: Sequence[str | Path], store: Any, settings: Settings, options: Any, embed_name: str) -> FilePlan:
     """Walk `paths` and sort every file into the plan (runs in the store thread: reads records)."""
-    from caprl_index.captioning import PROMPT_VERSION
+    from caprl_index.captioning import prompt_version
 
     plan = FilePlan()
     records = store.records()
@@ -74,7 +74,7 @@ def plan_files(paths: Sequence[str | Path], store: Any, settings: Settings, opti
         except OSError as exc:
             plan.failures.append(FileFailure(path=str(path), reason=f"cannot read: {exc.strerror or exc}"))
             continue
-        _classify(plan, file, records.get(file.path), fp, options, PROMPT_VERSION)
+        _classify(plan, file, records.get(file.path), fp, options, prompt_version(settings))
     if options.prune:
         plan.prune = [
             p

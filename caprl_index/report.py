@@ -101,6 +101,12 @@ def collection_status(store: Any) -> dict[str, Any]:
     }
 
 
+def _prompt_version(settings: Settings) -> str:
+    from caprl_index.captioning import prompt_version
+
+    return prompt_version(settings)
+
+
 def _exists(path: str) -> bool:
     from pathlib import Path
 
@@ -115,6 +121,9 @@ def print_status(status: dict[str, Any]) -> None:
     for item in status["captions_pending"]:
         print(f"pending captions: {item['file_path']} ({item['figures']} figure(s) with OCR text only)")
     for item in status["failed"]:
-        print(f"failed: {item['file_path']}: {item['error']}")
+        older = " (an older version stays indexed)" if item["older_version_indexed"] else ""
+        print(f"failed: {item['file_path']}: {item['error']}{older}")
+    for path in status["stale_prompt"]:
+        print(f"captioned with an older prompt (ingest --recaption refreshes): {path}")
     for path in status["missing_on_disk"]:
         print(f"missing on disk (ingest --prune removes it): {path}")

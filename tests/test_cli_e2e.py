@@ -194,3 +194,6 @@ def test_bad_files_are_reported_and_good_ones_indexed(
         assert any(name in line and "FAILED" in line for line in err.splitlines()), (name, err)
     points = scroll_all(tmp_path / "index" / "qdrant")
     assert {p.payload["file_name"] for p in points} == {"solar-market-report-2024.pdf"}
+    code, out, _ = run_cli(capsys, "status", "--json")
+    failed = {Path(f["file_path"]).name: f["error"] for f in json.loads(out)["failed"]}
+    assert {"corrupt.pdf", "empty.pdf"} <= set(failed) and all(failed.values())

@@ -209,6 +209,12 @@ class QdrantStore:
         point = m.PointStruct(id=_record_id(record["file_path"]), vector=[1.0], payload=record)
         self._retry(lambda: self.client.upsert(self.records_collection, [point], wait=True))
 
+    def get_record(self, file_path: str) -> dict[str, Any] | None:
+        if not self.client.collection_exists(self.records_collection):
+            return None
+        found = self.client.retrieve(self.records_collection, [_record_id(file_path)], with_payload=True)
+        return dict(found[0].payload) if found else None
+
     def records(self) -> dict[str, dict[str, Any]]:
         """All file records, by file path."""
         if not self.client.collection_exists(self.records_collection):

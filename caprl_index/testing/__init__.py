@@ -1,0 +1,19 @@
+"""Test helpers that real tests and benchmarks share: a loopback server speaking vLLM's OpenAI protocol."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from caprl_index.testing.fake_vllm import FakeVLLM, RequestRecord
+
+__all__ = ["FakeVLLM", "RequestRecord"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so `python -m caprl_index.testing.fake_vllm` does not import the module twice.
+    if name in __all__:
+        from caprl_index.testing import fake_vllm
+
+        return getattr(fake_vllm, name)
+    raise AttributeError(name)
