@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(message)s",
         stream=sys.stderr,
+        force=True,  # rebind to the current stderr on every call (tests, embedding in other programs)
     )
     _quiet_libraries()
     try:

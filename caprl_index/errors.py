@@ -39,6 +39,10 @@ class DocumentError(CaprlError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Raised in worker processes: must survive pickling back to the parent intact.
+        return (type(self), (self.path, self.reason))
+
 
 class UnsupportedFile(DocumentError):
     """The file type is not supported."""

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from caprl_index.chunking import Chunker
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
-from caprl_index.errors import CaprlError, DocumentError
+from caprl_index.errors import CaprlError, CorruptFile, DocumentError
 from caprl_index.models import Caption, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, plan_files
 from caprl_index.progress import Reporter
@@ -297,8 +297,28 @@ class _Run:
             self.reporter.warn(message)
 
     async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run on the splitting pool. A worker that dies (a native crash on a hostile file) breaks the
+        whole pool: start a new one, and retry each interrupted task alone in a process of its own, so
+        only the culprit fails."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenExecutor:
+            self._replace_pool(pool)
+        isolated = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await loop.run_in_executor(isolated, fn, *args)
+        except BrokenExecutor:
+            reason = "the parser process crashed on this file; it is damaged or hostile: re-export it"
+            raise CorruptFile(_file_of(args), reason) from None
+        finally:
+            isolated.shutdown(wait=False, cancel_futures=True)
+
+    def _replace_pool(self, broken: Executor | None) -> None:
+        if self._pool is broken and broken is not None:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = _make_pool(self.settings.worker_count)
 
     async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
@@ -321,6 +341,12 @@ class _BatchResult:
     ids: list[str]
     pages: int
     captions: list[Caption]
+
+
+def _file_of(args: tuple) -> str:
+    first = args[0] if args else None
+    file = getattr(first, "file", first)
+    return str(getattr(file, "path", "?"))
 
 
 def _make_pool(workers: int) -> Executor:

@@ -65,7 +65,9 @@ def print_hits(hits: Sequence[Any], *, width: int = 300) -> None:
         bbox = "  bbox " + ",".join(f"{v:.0f}" for v in h.bbox) if h.bbox else ""
         text = " ".join(h.text.split())
         text = text if len(text) <= width else text[: width - 1] + "…"
-        console.print(f"[bold]{i:>2}.[/bold] {h.score:.3f}  [cyan]{escape(h.file_name)}[/cyan] p.{h.page}  {kind}{bbox}")
+        console.print(
+            f"[bold]{i:>2}.[/bold] {h.score:.3f}  [cyan]{escape(h.file_name)}[/cyan] p.{h.page}  {kind}{bbox}"
+        )
         console.print(f"    {escape(text)}")
     if not hits:
         print("no results", file=sys.stderr)
@@ -93,9 +95,16 @@ def collection_status(store: Any) -> dict[str, Any]:
             if r.get("captions_pending")
         ],
         "failed": [
-            {"file_path": r["file_path"], "error": r.get("error", "")}
+            {
+                "file_path": r["file_path"],
+                "error": r.get("error") or r.get("last_error", ""),
+                "older_version_indexed": bool(r.get("complete")),
+            }
             for r in records.values()
-            if not r.get("complete")
+            if not r.get("complete") or r.get("last_error")
+        ],
+        "stale_prompt": [
+            r["file_path"] for r in complete if r.get("prompt_version") not in (None, _prompt_version(store.settings))
         ],
         "missing_on_disk": [r["file_path"] for r in complete if not _exists(r["file_path"])],
     }
@@ -121,7 +130,7 @@ def print_status(status: dict[str, Any]) -> None:
     for item in status["captions_pending"]:
         print(f"pending captions: {item['file_path']} ({item['figures']} figure(s) with OCR text only)")
     for item in status["failed"]:
-        older = " (an older version stays indexed)" if item["older_version_indexed"] else ""
+        older = " (an older version stays indexed)" if item.get("older_version_indexed") else ""
         print(f"failed: {item['file_path']}: {item['error']}{older}")
     for path in status["stale_prompt"]:
         print(f"captioned with an older prompt (ingest --recaption refreshes): {path}")

@@ -74,3 +74,13 @@ def test_shard_spec_errors() -> None:
     for bad in ("0/4", "5/4", "x", "1/0"):
         with pytest.raises(ConfigError):
             parse_shard(bad)
+
+
+def test_document_errors_survive_pickling() -> None:
+    """They are raised in worker processes and re-raised in the parent."""
+    import pickle
+
+    from caprl_index.errors import CorruptFile
+
+    err = pickle.loads(pickle.dumps(CorruptFile("/d/a.pdf", "truncated")))
+    assert isinstance(err, CorruptFile) and err.path == "/d/a.pdf" and err.reason == "truncated"

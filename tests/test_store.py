@@ -38,7 +38,7 @@ def figure_chunk() -> Chunk:
 
 def test_payload_has_every_contract_key_and_llamaindex_fields() -> None:
     p = payload(figure_chunk())
-    assert CONTRACT_KEYS <= set(p)
+    assert set(p) >= CONTRACT_KEYS
     assert p["page"] == 2 and p["kind"] == "figure" and p["figure_type"] == "chart"
     assert p["bbox"] == [50, 100, 400, 380]
     assert p["caption_source"] == "vllm" and p["caption_model"] == "caprl" and p["prompt_version"] == "p1"
@@ -120,7 +120,7 @@ def test_hybrid_query_finds_keyword_match(store: QdrantStore) -> None:
 
 
 def test_dimension_mismatch_is_a_clear_error(store: QdrantStore) -> None:
-    with pytest.raises(StoreError, match="384-d|4-d vectors"):
+    with pytest.raises(StoreError, match=r"384-d|4-d vectors"):
         store.ensure_collection(384)
 
 
