@@ -1,0 +1,268 @@
+"""Figure detection on generated pages and on real pages of ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pymupdf
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from caprl_index.config import Settings
+from caprl_index.figures import extract, find_regions, geometry
+from caprl_index.figures.crop import render_region, zoom_for
+from caprl_index.models import Figure
+from caprl_index.sources import parse_pages, prepare
+from caprl_index.sources.discover import source_file
+from caprl_index.sources.pdf import page_regions
+
+# --- small documents built here (also used by test_sources.py) ---------------------------------
+LOREM = (
+    "Quarterly results improved across every region. Revenue grew faster than costs, and the "
+    "operating margin widened for the third year in a row. "
+) * 3
+
+
+def vector_chart_pdf() -> bytes:
+    """A one-page PDF holding a matplotlib bar chart as vector drawings."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.bar(["North", "South", "East", "West"], [12, 17, 9, 14], color=["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"])
+    ax.set_ylabel("Revenue (M$)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def logo_png() -> bytes:
+    image = Image.new("RGB", (120, 120), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((10, 10, 110, 110), fill=(200, 30, 30))
+    return _png(image)
+
+
+def photo_png(size: tuple[int, int] = (480, 320)) -> bytes:
+    """A photo-like picture: smooth gradients plus noise, many colours, no white."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    w, h = size
+    x = np.linspace(0, 1, w)[None, :, None]
+    y = np.linspace(0, 1, h)[:, None, None]
+    base = np.concatenate([80 + 120 * x + 0 * y, 60 + 150 * y + 0 * x, 140 - 90 * x * y], axis=2)
+    noise = rng.normal(0, 25, (h, w, 3))
+    return _png(Image.fromarray(np.clip(base + noise, 0, 230).astype("uint8")))
+
+
+def text_image(text: str, size: tuple[int, int] = (900, 300)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((40, 100), text, fill="black", font=ImageFont.load_default(size=64))
+    return image
+
+
+def report_pdf(path: Path, pages: int = 3) -> Path:
+    """A report: body text on every page, a repeated logo, a vector chart with a caption on page 1,
+    a photo on page 2, a ruled table on page 3."""
+    doc = pymupdf.open()
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    logo = logo_png()
+    for number in range(pages):
+        page = doc.new_page(width=612, height=792)
+        page.insert_image(pymupdf.Rect(530, 20, 580, 70), stream=logo)  # furniture: on every page
+        page.insert_textbox(pymupdf.Rect(72, 90, 540, 200), LOREM, fontsize=10)
+        if number == 0:
+            page.show_pdf_page(pymupdf.Rect(120, 220, 480, 490), chart, 0)
+            page.insert_text((120, 510), "Figure 1: Revenue by region, 2024.", fontsize=10)
+        elif number == 1:
+            page.insert_image(pymupdf.Rect(150, 230, 450, 430), stream=photo_png())
+            page.insert_text((150, 450), "Figure 2: The new headquarters.", fontsize=10)
+        else:
+            _ruled_table(page)
+        page.insert_textbox(pymupdf.Rect(72, 560, 540, 700), LOREM, fontsize=10)
+    doc.save(path)
+    return path
+
+
+def _ruled_table(page: pymupdf.Page) -> None:
+    for row in range(6):
+        y = 240 + row * 20
+        page.draw_line((72, y), (540, y), width=0.5)
+        for col, x in enumerate((80, 250, 400)):
+            page.insert_text((x, y + 14), f"cell {row}.{col}  {1000 + row * 37 + col}", fontsize=9)
+
+
+def scan_pdf(path: Path, text: str) -> Path:
+    """A page that is only a picture of text: what a scanner makes."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    image = Image.new("RGB", (1224, 1584), "white")
+    ImageDraw.Draw(image).text((120, 300), text, fill="black", font=ImageFont.load_default(size=90))
+    page.insert_image(page.rect, stream=_png(image))
+    doc.save(path)
+    return path
+
+
+def bomb_png(path: Path, width: int = 40_000, height: int = 40_000) -> Path:
+    """A PNG whose header claims 1.6 G pixels (the data is never reached)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> list:
+    folder = tmp_path_factory.mktemp("report")
+    settings = Settings()
+    doc = prepare(source_file(report_pdf(folder / "report.pdf")), settings, folder)
+    return parse_pages(doc, 0, doc.page_count, settings)
+
+
+def _size(figure: Figure) -> tuple[int, int]:
+    with Image.open(io.BytesIO(figure.image)) as img:
+        return img.size
+
+
+def test_vector_chart_found_with_tight_bbox_and_caption(report: list) -> None:
+    (chart,) = report[0].figures
+    assert chart.kind == "figure" and chart.figure_type == "chart"
+    # placed at (120, 220, 480, 490): the box holds the axes and labels, not the body text around it
+    x0, y0, x1, y1 = chart.bbox
+    assert 100 <= x0 <= 180 and 215 <= y0 <= 260 and 430 <= x1 <= 485 and 450 <= y1 <= 495
+    assert chart.printed_caption.startswith("Figure 1: Revenue by region")
+    assert "North" in chart.ocr_text and "Revenue" in chart.ocr_text  # the drawing's own text layer
+    assert "Quarterly results" in chart.context_text
+    assert chart.mime == "image/png" and chart.image.startswith(b"\x89PNG")
+    w, h = _size(chart)
+    assert w * h <= Settings().max_pixels and w * h > 0.8 * Settings().max_pixels / 3.0**2
+
+
+def test_photo_found_as_jpeg(report: list) -> None:
+    (photo,) = report[1].figures
+    assert photo.figure_type == "photo" and photo.mime == "image/jpeg"
+    assert geometry.inside_fraction((150, 230, 450, 430), photo.bbox) > 0.95
+    assert photo.printed_caption.startswith("Figure 2")
+
+
+def test_repeated_logo_and_ruled_table_are_not_figures(report: list) -> None:
+    assert report[2].figures == ()  # the table page: only the logo (furniture) and rules
+    for parsed in report:
+        assert all(f.bbox is None or f.bbox[0] < 520 for f in parsed.figures)  # never the logo corner
+
+
+def test_region_index_and_hash_are_stable(report: list, tmp_path: Path) -> None:
+    settings = Settings()
+    doc = prepare(source_file(report_pdf(tmp_path / "again.pdf")), settings, tmp_path)
+    again = parse_pages(doc, 0, 1, settings)[0]
+    assert [(f.region_index, f.image_sha256) for f in again.figures] == [
+        (f.region_index, f.image_sha256) for f in report[0].figures
+    ]
+
+
+def test_crop_is_rendered_at_budget_not_cropped_from_page() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    pix = render_region(page, (100, 100, 200, 150), max_pixels=20_000)
+    assert pix.width * pix.height <= 20_000 and abs(pix.width / pix.height - 2) < 0.1
+    assert zoom_for(100, 50, 10**9) == 3.0  # never upscaled past 3x
+
+
+def test_two_charts_side_by_side_on_text_page() -> None:
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_textbox(pymupdf.Rect(72, 60, 540, 200), LOREM, fontsize=10)
+    page.show_pdf_page(pymupdf.Rect(60, 420, 290, 600), chart, 0)
+    page.show_pdf_page(pymupdf.Rect(330, 420, 560, 600), chart, 0)
+    left, right = (r.bbox for r in find_regions(extract(page)))  # two figures, apart: not merged
+    assert geometry.inside_fraction((100, 450, 260, 580), left) > 0.95 and left[2] < 300
+    assert geometry.inside_fraction((370, 450, 530, 580), right) > 0.95 and right[0] > 300
+
+
+def test_text_only_page_has_no_figures() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_textbox(pymupdf.Rect(72, 72, 540, 700), LOREM * 4, fontsize=11)
+    page.draw_line((72, 710), (540, 710))  # a rule under the text
+    page.draw_rect(pymupdf.Rect(70, 70, 542, 300), color=(0, 0, 0))  # a frame around text
+    assert find_regions(extract(page)) == []
+
+
+# --- golden pages from the shared corpus ------------------------------------------------------
+
+
+def _regions(path: Path, page_number: int) -> list:
+    settings = Settings()
+    doc = prepare(source_file(path), settings, Path("/tmp"))
+    with pymupdf.open(path) as pdf:
+        return page_regions(pdf[page_number - 1], page_number - 1, doc, settings)
+
+
+@needs_shared
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("name", "page", "evidence"),
+    [
+        ("PIP_Seniors-and-Tech-Use_040314.pdf", 6, (403, 187, 540, 328)),  # vector pie chart
+        ("12-15-15-ISIS-and-terrorism-release-final.pdf", 18, (317, 462, 541, 618)),  # vector bars
+        ("PG_2021.03.04_US-Views-on-China_FINAL.pdf", 16, (68, 154, 540, 667)),  # two panels, one figure
+        ("fdac8d1e9ef56519371df7e6532df27d.pdf", 2, (58, 112, 541, 754)),  # infographic of icons
+        ("2310.05634v2.pdf", 8, (304, 82, 526, 269)),  # paper figure
+    ],
+)
+def test_golden_evidence_regions(name: str, page: int, evidence: tuple) -> None:
+    path = SHARED / "mmlongbench-dev" / "documents" / name
+    if not path.exists():
+        pytest.skip(f"{name} is absent")
+    regions = _regions(path, page)
+    assert max(geometry.inside_fraction(evidence, box) for _, box in regions) >= 0.5
+
+
+@needs_shared
+@pytest.mark.shared
+def test_golden_ten_k_text_pages_have_no_figures() -> None:
+    path = SHARED / "mmlongbench-dev" / "documents" / "NETFLIX_2015_10K.pdf"
+    if not path.exists():
+        pytest.skip("NETFLIX_2015_10K.pdf is absent")
+    assert all(_regions(path, n) == [] for n in (15, 17, 19, 23, 25))  # financial tables and prose
+
+
+@needs_shared
+@pytest.mark.shared
+def test_golden_debian_figure_captions() -> None:
+    captions = SHARED / "debian" / "figure_captions.jsonl"
+    if not captions.exists():
+        pytest.skip("debian/figure_captions.jsonl is absent")
+    wanted = [json.loads(line) for line in captions.read_text().splitlines()[:60:6]]
+    settings = Settings()
+    found = 0
+    for item in wanted:
+        path = SHARED / "debian" / item["file"]
+        doc = prepare(source_file(path), settings, Path("/tmp"))
+        with pymupdf.open(path) as pdf:
+            found += bool(page_regions(pdf[item["page"] - 1], item["page"] - 1, doc, settings))
+    assert found >= 0.8 * len(wanted)
