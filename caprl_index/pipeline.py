@@ -30,6 +30,7 @@ from caprl_index.store.sparse import document_vector
 
 T = TypeVar("T")
 PAGES_PER_BATCH = 8
+WORKER_TASKS = 100  # page batches a worker process handles before it is replaced
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,8 @@ class _Run:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _process_batch(self, prepared: Any, start: int, stop: int) -> _BatchResult:
-        from caprl_index.sources import parse_pages
-
         async with self._batch_slots:
-            pages: list[ParsedPage] = await self._in_pool(parse_pages, prepared, start, stop, self.settings)
+            pages: list[ParsedPage] = await self._in_pool(_parse_batch, prepared, start, stop, self.settings)
             if not self.settings.figures:
                 pages = [ParsedPage(page=p.page, figures=()) for p in pages]
             n_fig = sum(len(p.figures) for p in pages)
@@ -349,9 +348,25 @@ def _file_of(args: tuple) -> str:
     return str(getattr(file, "path", "?"))
 
 
+def _parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:
+    """Worker side of a page batch: parse, then give MuPDF's object cache back (flat worker memory)."""
+    from caprl_index.sources import parse_pages
+
+    try:
+        return parse_pages(prepared, start, stop, settings)
+    finally:
+        import pymupdf
+
+        pymupdf.TOOLS.store_shrink(100)
+
+
 def _make_pool(workers: int) -> Executor:
     """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
     if workers <= 1 or os.environ.get("CAPRL_NO_PROCESSES") == "1":
         return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
     # spawn, not fork: the parent holds torch's threads and an open Qdrant store.
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    # Workers are recycled now and then: native libraries (MuPDF, ONNX Runtime) fragment the heap
+    # on large pages, and a fresh process is the only reliable way to hand that memory back.
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=WORKER_TASKS
+    )
