@@ -76,7 +76,9 @@ def is_layout_shading(rects: list[BBox], n_shapes: int, bbox: BBox, page_width: 
     for b in rects:
         covered[round(b[1])] = covered.get(round(b[1]), 0.0) + g.width(b)
     full_rows = all(w >= 0.8 * g.width(bbox) for w in covered.values())
-    band = full_rows and len(heights) <= 2 and g.width(bbox) >= 0.5 * page_width
+    wide, even = g.width(bbox) >= 0.5 * page_width, len(heights) <= 2
+    one_band = g.height(bbox) <= 1.5 * max(heights) + 1
+    band = wide and even and (one_band or full_rows)
     limit = max(2, int(0.4 * len(rects)))
     grid = len(rects) >= 3 and len(widths) <= limit and len(heights) <= limit
     stacked = len({round(b[0]) for b in rects}) == 1 and len({round(b[2]) for b in rects}) == 1
