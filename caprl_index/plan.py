@@ -16,6 +16,7 @@ from caprl_index.config import Settings
 from caprl_index.errors import UnsupportedFile
 from caprl_index.models import FileFailure, SourceFile
 from caprl_index.sources.discover import SUPPORTED_EXTENSIONS, in_shard, is_supported, iter_paths, sha256_file
+from caprl_index.store.sparse import VERSION as SPARSE_VERSION
 
 RECORD_VERSION = 1
 
@@ -33,7 +34,8 @@ class FilePlan:
 
 def fingerprint(settings: Settings, embed_name: str) -> str:
     """What, besides the file's bytes, decides its points: a change re-ingests the file."""
-    return f"v{RECORD_VERSION}|fig={settings.figures}|chunk={settings.chunk_size}/{settings.chunk_overlap}|{embed_name}"
+    chunking = f"chunk={settings.chunk_size}/{settings.chunk_overlap}"
+    return f"v{RECORD_VERSION}|fig={settings.figures}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
 
 
 def record_for(file: SourceFile, **fields: Any) -> dict[str, Any]:

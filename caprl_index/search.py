@@ -1,15 +1,36 @@
-"""Search the collection: hybrid dense + BM25 (Qdrant Query API, reciprocal-rank fusion), with filters."""
+"""Search the collection: hybrid dense + BM25 with reciprocal-rank fusion, filters, and grouping by page.
+
+Both retrievers run as Qdrant queries with the same filter:
+
+- chunks: one Query API request, dense and BM25 as prefetches fused by Qdrant's reciprocal-rank fusion
+  with constant RRF_K: score(chunk) = sum over retrievers of 1 / (RRF_K + rank).
+- pages (`group_by_page`): a page is the pair (file, page), which Qdrant cannot group on, so both ranked
+  lists come back (one batch request) and are fused here: each retriever ranks pages by their best chunk
+  and those page ranks are fused the same way. When a chunk of another kind on the same page also matches
+  (the page text and one of its figures), a share of its fused score is added (`CROSS_KIND_WEIGHT`): two
+  views of a page that agree are better evidence than one. A second text chunk earns nothing:
+  neighbouring text chunks overlap, and rewarding them only favours long pages. The hit shown for a page
+  is its best chunk.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
-from caprl_index.store import QdrantStore
+from caprl_index.store import DENSE, SPARSE, QdrantStore
 from caprl_index.store.sparse import query_vector
+
+# Fusion constant, ranks counted from 1 (Qdrant counts from 0, so its `Rrf(k=)` is RRF_K + 1: same scores).
+# Small: the top of each list counts most. On the MMLongBench dev set it beat
+# the textbook 60 for both pipelines (MRR, page level: text-only 0.48 vs 0.42, default 0.55 vs 0.50).
+RRF_K = 2
+PREFETCH = 100  # candidates per retriever (more for large k)
+CROSS_KIND_WEIGHT = 0.5  # share of the best chunk of another kind added to a page's score
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,10 @@ class Hit:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def page_key(self) -> tuple[str, int]:
+        return self.file_path, self.page
 
 
 @dataclass(frozen=True)
@@ -56,17 +81,45 @@ class Searcher:
         group_by_page: bool = False,
         hybrid: bool = True,
     ) -> list[Hit]:
-        """Top-k hits; with `group_by_page`, only the best chunk of each page."""
+        """Top-k chunks, or with `group_by_page` the top-k pages (each shown by its best chunk)."""
         flt = self._filter(filters or SearchFilters())
-        if flt is False:
+        if flt is False or not self.store.exists():
             return []
-        dense = self.embedder.embed([query])[0]
-        limit = k * 6 if group_by_page else k
-        points = self.store.query(dense, query_vector(query), limit=limit, flt=flt, hybrid=hybrid)
-        hits = [_hit(p) for p in points]
+        depth = max(PREFETCH, 10 * k if group_by_page else 4 * k)
         if group_by_page:
-            hits = _best_per_page(hits)
-        return hits[:k]
+            return fuse_pages(self._retrieve(query, depth, flt, hybrid))[:k]
+        return self._fused_chunks(query, k, depth, flt, hybrid)
+
+    def _fused_chunks(self, query: str, k: int, depth: int, flt: Any, hybrid: bool) -> list[Hit]:
+        """Top-k chunks by Qdrant's own fusion of the dense and BM25 prefetches (dense alone when not hybrid)."""
+        from qdrant_client import models as m
+
+        dense = self.embedder.embed([query])[0]
+        indices, values = query_vector(query)
+        client, name = self.store.client, self.store.collection
+        if not (hybrid and indices):
+            res = client.query_points(name, query=dense, using=DENSE, limit=k, query_filter=flt, with_payload=True)
+            return [_hit(p) for p in res.points]
+        prefetch = [
+            m.Prefetch(query=dense, using=DENSE, limit=depth, filter=flt),
+            m.Prefetch(query=m.SparseVector(indices=indices, values=values), using=SPARSE, limit=depth, filter=flt),
+        ]
+        fusion = m.RrfQuery(rrf=m.Rrf(k=RRF_K + 1))
+        res = client.query_points(name, prefetch=prefetch, query=fusion, limit=k, query_filter=flt, with_payload=True)
+        return [_hit(p) for p in res.points]
+
+    def _retrieve(self, query: str, depth: int, flt: Any, hybrid: bool) -> list[list[Hit]]:
+        """One ranked list per retriever: dense, then BM25 when hybrid and the query has terms."""
+        from qdrant_client import models as m
+
+        dense = self.embedder.embed([query])[0]
+        requests = [m.QueryRequest(query=dense, using=DENSE, limit=depth, filter=flt, with_payload=True)]
+        indices, values = query_vector(query)
+        if hybrid and indices:
+            sparse = m.SparseVector(indices=indices, values=values)
+            requests.append(m.QueryRequest(query=sparse, using=SPARSE, limit=depth, filter=flt, with_payload=True))
+        responses = self.store.client.query_batch_points(self.store.collection, requests=requests)
+        return [[_hit(p) for p in r.points] for r in responses]
 
     def _filter(self, f: SearchFilters) -> Any:
         from qdrant_client import models as m
@@ -85,6 +138,39 @@ class Searcher:
 
     def close(self) -> None:
         self.store.close()
+
+
+def fuse_chunks(ranked: Sequence[Sequence[Hit]]) -> list[Hit]:
+    """Reciprocal-rank fusion of chunk lists, as Qdrant's; a hit's score becomes its fused score."""
+    if len(ranked) == 1:
+        return list(ranked[0])
+    scores: dict[str, float] = {}
+    first: dict[str, Hit] = {}
+    for hits in ranked:
+        for rank, hit in enumerate(hits, 1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
+            first.setdefault(hit.id, hit)
+    order = sorted(scores, key=lambda i: -scores[i])
+    return [replace(first[i], score=scores[i]) for i in order]
+
+
+def fuse_pages(ranked: Sequence[Sequence[Hit]]) -> list[Hit]:
+    """Pages ranked by fused page ranks plus a share of their best chunk of another kind; best chunk shown."""
+    chunks_of: dict[tuple[str, int], list[Hit]] = {}
+    for hit in fuse_chunks(ranked):
+        chunks_of.setdefault(hit.page_key, []).append(hit)
+    scores: dict[tuple[str, int], float] = {}
+    for hits in ranked:
+        pages = list(dict.fromkeys(h.page_key for h in hits))  # by each page's best chunk in this list
+        for rank, key in enumerate(pages, 1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
+    if len(ranked) > 1:
+        for key, hits in chunks_of.items():
+            other = next((h for h in hits[1:] if h.kind != hits[0].kind), None)
+            if other is not None:
+                scores[key] += CROSS_KIND_WEIGHT * other.score
+    order = sorted(scores, key=lambda key: -scores[key])
+    return [replace(chunks_of[key][0], score=scores[key]) for key in order]
 
 
 def _glob_match(path: str, pattern: str) -> bool:
@@ -106,14 +192,3 @@ def _hit(point: Any) -> Hit:
         caption_source=p.get("caption_source"),
         id=str(point.id),
     )
-
-
-def _best_per_page(hits: list[Hit]) -> list[Hit]:
-    seen: set[tuple[str, int]] = set()
-    out = []
-    for h in hits:
-        key = (h.file_path, h.page)
-        if key not in seen:
-            seen.add(key)
-            out.append(h)
-    return out
