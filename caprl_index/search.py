@@ -22,6 +22,7 @@ from typing import Any
 
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
+from caprl_index.embedding.query import open_query_encoder
 from caprl_index.store import DENSE, SPARSE, QdrantStore
 from caprl_index.store.sparse import query_vector
 
@@ -69,7 +70,8 @@ class Searcher:
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, store: QdrantStore | None = None):
         self.settings = settings
-        self.embedder = embedder or open_embedder(settings)
+        # Queries: the NumPy encoder when it can run the configured model (same vectors, no torch import).
+        self.embedder = embedder or open_query_encoder(settings) or open_embedder(settings)
         self.store = store or QdrantStore(settings)
 
     def search(
