@@ -70,6 +70,7 @@ class _Run:
         self.captioner: Any = None
         self.chunker: Chunker | None = None
         self._pool: Executor | None = None
+        self._chunker_ready: asyncio.Future[Chunker]
         # One thread each: the embedded Qdrant client and the model are used from one thread at a time.
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-embed")
@@ -111,6 +112,18 @@ class _Run:
             self.stats.files_skipped += len(plan.pending) + len(plan.stale_prompt)
         if not todo:
             return
+        self.reporter.start(len(todo))
+        try:
+            # Workers start and parse while the embedding model loads (seconds: torch); the first chunking waits.
+            self._pool = _make_pool(self.settings.worker_count)
+            self._chunker_ready = asyncio.ensure_future(self._load_model())
+            await asyncio.gather(*(self._guarded_file(f) for f in todo))
+            await self._chunker_ready  # a model that failed to load is reported even when no page got that far
+        finally:
+            self.reporter.stop()
+
+    async def _load_model(self) -> Chunker:
+        """Load the embedding model, create the collection with its size, and build the chunker."""
         dim = await self._in_embed(lambda: self.embedder.dim)
         await self._in_store(self.store.ensure_collection, dim)
         self.chunker = Chunker(
@@ -119,12 +132,7 @@ class _Run:
             window=await self._in_embed(lambda: self.embedder.max_tokens),
             tokenizer=await self._in_embed(self.embedder.tokenizer),
         )
-        self.reporter.start(len(todo))
-        try:
-            self._pool = _make_pool(self.settings.worker_count)
-            await asyncio.gather(*(self._guarded_file(f) for f in todo))
-        finally:
-            self.reporter.stop()
+        return self.chunker
 
     def _captions_upgradable(self) -> bool:
         from caprl_index.captioning.base import NoneCaptioner, OcrCaptioner
@@ -177,11 +185,11 @@ class _Run:
             n_fig = sum(len(p.figures) for p in pages)
             self.reporter.pages_done(len(pages), n_fig)
             captions = await asyncio.gather(*(self._caption_page(p) for p in pages))
-            assert self.chunker is not None
+            chunker = await asyncio.shield(self._chunker_ready)
             chunks = [
                 c
                 for p, caps in zip(pages, captions, strict=True)
-                for c in self.chunker.page_chunks(prepared.file, prepared.page_count, p, caps)
+                for c in chunker.page_chunks(prepared.file, prepared.page_count, p, caps)
             ]
             ids = [point_id(c) for c in chunks]
             vectors = await self._vectors(ids, [c.text for c in chunks])

@@ -81,3 +81,20 @@ def test_delete_and_eval(tmp_path: Path, capsys) -> None:
     assert status["files"] == 1
     code, out, _ = run(capsys, "search", "bike lanes", "--json")
     assert all(not h["file_path"].endswith("transit.pdf") for h in json.loads(out))
+
+
+def test_missing_embedding_model_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model loads while workers already parse: its failure still ends the run cleanly, naming the fix."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(EXAMPLES / "city-transit-infographic.pdf", docs / "transit.pdf")
+    monkeypatch.setenv("CAPRL_EMBED_MODEL", str(tmp_path / "no-such-model"))
+    code, _, err = run(capsys, "ingest", str(docs), "--captioner", "none")
+    assert code == 2
+    assert "no-such-model" in err and "CAPRL_EMBED_MODEL" in err
+    monkeypatch.delenv("CAPRL_EMBED_MODEL")
+    code, out, _ = run(capsys, "status", "--json")
+    status = json.loads(out)
+    assert code == 0 and status["files"] == 0 and status["points"] == 0  # nothing half-indexed
