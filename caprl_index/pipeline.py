@@ -357,7 +357,7 @@ def _file_of(args: tuple) -> str:
 
 
 def _parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:
-    """Worker side of a page batch: parse, then give MuPDF's object cache back (flat worker memory)."""
+    """Worker side of a page batch: parse, then give MuPDF's cache and the freed heap back (flat worker memory)."""
     from caprl_index.sources import parse_pages
 
     try:
@@ -365,7 +365,10 @@ def _parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> li
     finally:
         import pymupdf
 
+        from caprl_index.memory import trim_heap
+
         pymupdf.TOOLS.store_shrink(100)
+        trim_heap()
 
 
 def _make_pool(workers: int) -> Executor:

@@ -80,7 +80,10 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
+        from caprl_index.memory import trim_heap
+
         vectors = self._load().encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
+        trim_heap()  # torch's activations for a batch of long texts are 100+ MB, freed but kept by malloc
         return [v.tolist() for v in vectors]
