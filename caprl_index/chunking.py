@@ -42,7 +42,17 @@ class Chunker:
         captions: Sequence[Caption],
     ) -> list[Chunk]:
         """Text chunks of the page, then the chunks of each figure (same order as `parsed.figures`)."""
-        chunks = self._text_chunks(file, page_count, parsed)
+        return self.text_chunks(file, page_count, parsed) + self.figure_chunks(file, page_count, parsed, captions)
+
+    def text_chunks(self, file: SourceFile, page_count: int, parsed: ParsedPage) -> list[Chunk]:
+        """The page text's chunks (they need no caption, so they are stored while figures are captioned)."""
+        return self._text_chunks(file, page_count, parsed)
+
+    def figure_chunks(
+        self, file: SourceFile, page_count: int, parsed: ParsedPage, captions: Sequence[Caption]
+    ) -> list[Chunk]:
+        """The chunks of each figure with its caption (same order as `parsed.figures`)."""
+        chunks: list[Chunk] = []
         for figure, caption in zip(parsed.figures, captions, strict=True):
             chunks.extend(self._figure_chunks(file, page_count, parsed, figure, caption))
         return chunks

@@ -22,7 +22,7 @@ from caprl_index.chunking import Chunker
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
 from caprl_index.errors import CaprlError, CorruptFile, DocumentError
-from caprl_index.models import Caption, FileFailure, ParsedPage, RunStats, SourceFile
+from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, plan_files
 from caprl_index.progress import Reporter
 from caprl_index.store import QdrantStore, payload, point_id
@@ -184,22 +184,35 @@ class _Run:
                 pages = [ParsedPage(page=p.page, figures=()) for p in pages]
             n_fig = sum(len(p.figures) for p in pages)
             self.reporter.pages_done(len(pages), n_fig)
-            captions = await asyncio.gather(*(self._caption_page(p) for p in pages))
-            chunker = await asyncio.shield(self._chunker_ready)
-            chunks = [
-                c
-                for p, caps in zip(pages, captions, strict=True)
-                for c in chunker.page_chunks(prepared.file, prepared.page_count, p, caps)
+            # Captions run while the page text is embedded and stored: text never waits for the GPU.
+            captioning = asyncio.ensure_future(asyncio.gather(*(self._caption_page(p) for p in pages)))
+            captioning.add_done_callback(_retrieved)  # its error is raised below, or superseded by another
+            try:
+                chunker = await asyncio.shield(self._chunker_ready)
+                file, count = prepared.file, prepared.page_count
+                ids = await self._store_chunks([c for p in pages for c in chunker.text_chunks(file, count, p)])
+                captions = await captioning
+            finally:
+                if not captioning.done():
+                    captioning.cancel()
+            figure_chunks = [
+                c for p, caps in zip(pages, captions, strict=True) for c in chunker.figure_chunks(file, count, p, caps)
             ]
-            ids = [point_id(c) for c in chunks]
-            vectors = await self._vectors(ids, [c.text for c in chunks])
-            points = [
-                (pid, vec, document_vector(c.text), payload(c))
-                for pid, vec, c in zip(ids, vectors, chunks, strict=True)
-            ]
-            await self._in_store(self.store.upsert, points)
+            ids += await self._store_chunks(figure_chunks)
             flat = [cap for caps in captions for cap in caps]
             return _BatchResult(ids=ids, pages=len(pages), captions=flat)
+
+    async def _store_chunks(self, chunks: list[Chunk]) -> list[str]:
+        """Embed (what is not stored already) and upsert chunks; their point ids."""
+        if not chunks:
+            return []
+        ids = [point_id(c) for c in chunks]
+        vectors = await self._vectors(ids, [c.text for c in chunks])
+        points = [
+            (pid, vec, document_vector(c.text), payload(c)) for pid, vec, c in zip(ids, vectors, chunks, strict=True)
+        ]
+        await self._in_store(self.store.upsert, points)
+        return ids
 
     async def _caption_page(self, parsed: ParsedPage) -> list[Caption]:
         if not parsed.figures:
@@ -354,6 +367,12 @@ def _file_of(args: tuple) -> str:
     first = args[0] if args else None
     file = getattr(first, "file", first)
     return str(getattr(file, "path", "?"))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a background future's outcome as seen (no "exception was never retrieved" at shutdown)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:

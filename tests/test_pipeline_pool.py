@@ -44,3 +44,40 @@ def test_single_worker_uses_a_thread(workers: int) -> None:
         assert isinstance(pool, ThreadPoolExecutor)
     finally:
         pool.shutdown()
+
+
+def test_page_text_is_stored_while_figures_are_still_being_captioned(tmp_path: Path, embedder) -> None:
+    """Text chunks do not wait for the GPU: they are embedded before the first (slow) caption returns."""
+    import shutil
+    import time
+
+    from caprl_index.pipeline import ingest
+    from caprl_index.testing.fake_vllm import FakeVLLM
+    from tests.conftest import EXAMPLES
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(EXAMPLES / "solar-market-report-2024.pdf", docs / "report.pdf")
+
+    class Recording:
+        def __init__(self, inner) -> None:
+            self.inner, self.name, self.calls = inner, inner.name, []
+
+        dim = property(lambda self: self.inner.dim)
+        max_tokens = property(lambda self: self.inner.max_tokens)
+
+        def tokenizer(self):
+            return self.inner.tokenizer()
+
+        def embed(self, texts):
+            self.calls.append((time.time(), list(texts)))
+            return self.inner.embed(texts)
+
+    rec = Recording(embedder)
+    with FakeVLLM(latency_s=3.0) as srv:
+        settings = Settings(vllm_url=[srv.url], captioner="vllm", qdrant_path=tmp_path / "q", workers=1)
+        stats = ingest([docs], settings, embedder=rec)
+        first_caption_done = min(end for _, end in srv.slot_times)
+    assert stats.files_indexed == 1 and stats.figures > 0
+    text_calls = [t for t, texts in rec.calls if texts and not any("Text in the" in x for x in texts)]
+    assert text_calls and min(text_calls) < first_caption_done - 1.0
