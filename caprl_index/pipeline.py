@@ -8,12 +8,10 @@ flat whatever the corpus size. Per-file errors are collected; the run goes on.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,16 +19,16 @@ from typing import Any, TypeVar
 from caprl_index.chunking import Chunker
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
-from caprl_index.errors import CaprlError, CorruptFile, DocumentError
+from caprl_index.errors import CaprlError, DocumentError
 from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, plan_files
 from caprl_index.progress import Reporter
 from caprl_index.store import QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector
+from caprl_index.workers import SplitPool, parse_batch
 
 T = TypeVar("T")
 PAGES_PER_BATCH = 8
-WORKER_TASKS = 100  # page batches a worker process handles before it is replaced
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class _Run:
         self.embedder = embedder or open_embedder(settings)
         self.captioner: Any = None
         self.chunker: Chunker | None = None
-        self._pool: Executor | None = None
+        self._split: SplitPool | None = None
         self._chunker_ready: asyncio.Future[Chunker]
         # One thread each: the embedded Qdrant client and the model are used from one thread at a time.
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
@@ -115,7 +113,7 @@ class _Run:
         self.reporter.start(len(todo))
         try:
             # Workers start and parse while the embedding model loads (seconds: torch); the first chunking waits.
-            self._pool = _make_pool(self.settings.worker_count)
+            self._split = SplitPool(self.settings.worker_count)
             self._chunker_ready = asyncio.ensure_future(self._load_model())
             await asyncio.gather(*(self._guarded_file(f) for f in todo))
             await self._chunker_ready  # a model that failed to load is reported even when no page got that far
@@ -179,7 +177,7 @@ class _Run:
 
     async def _process_batch(self, prepared: Any, start: int, stop: int) -> _BatchResult:
         async with self._batch_slots:
-            pages: list[ParsedPage] = await self._in_pool(_parse_batch, prepared, start, stop, self.settings)
+            pages: list[ParsedPage] = await self._in_pool(parse_batch, prepared, start, stop, self.settings)
             if not self.settings.figures:
                 pages = [ParsedPage(page=p.page, figures=()) for p in pages]
             n_fig = sum(len(p.figures) for p in pages)
@@ -317,28 +315,8 @@ class _Run:
             self.reporter.warn(message)
 
     async def _in_pool(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run on the splitting pool. A worker that dies (a native crash on a hostile file) breaks the
-        whole pool: start a new one, and retry each interrupted task alone in a process of its own, so
-        only the culprit fails."""
-        loop = asyncio.get_running_loop()
-        pool = self._pool
-        try:
-            return await loop.run_in_executor(pool, fn, *args)
-        except BrokenExecutor:
-            self._replace_pool(pool)
-        isolated = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            return await loop.run_in_executor(isolated, fn, *args)
-        except BrokenExecutor:
-            reason = "the parser process crashed on this file; it is damaged or hostile: re-export it"
-            raise CorruptFile(_file_of(args), reason) from None
-        finally:
-            isolated.shutdown(wait=False, cancel_futures=True)
-
-    def _replace_pool(self, broken: Executor | None) -> None:
-        if self._pool is broken and broken is not None:
-            broken.shutdown(wait=False, cancel_futures=True)
-            self._pool = _make_pool(self.settings.worker_count)
+        assert self._split is not None
+        return await self._split.run(fn, *args)
 
     async def _in_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
@@ -349,8 +327,8 @@ class _Run:
     async def _shutdown(self) -> None:
         if self.captioner is not None:
             await self.captioner.aclose()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._split is not None:
+            self._split.shutdown()
         self._embed_thread.shutdown(wait=True)
         await asyncio.get_running_loop().run_in_executor(self._store_thread, self.store.close)
         self._store_thread.shutdown(wait=True)
@@ -363,40 +341,7 @@ class _BatchResult:
     captions: list[Caption]
 
 
-def _file_of(args: tuple) -> str:
-    first = args[0] if args else None
-    file = getattr(first, "file", first)
-    return str(getattr(file, "path", "?"))
-
-
 def _retrieved(future: asyncio.Future[Any]) -> None:
     """Mark a background future's outcome as seen (no "exception was never retrieved" at shutdown)."""
     if not future.cancelled():
         future.exception()
-
-
-def _parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:
-    """Worker side of a page batch: parse, then give MuPDF's cache and the freed heap back (flat worker memory)."""
-    from caprl_index.sources import parse_pages
-
-    try:
-        return parse_pages(prepared, start, stop, settings)
-    finally:
-        import pymupdf
-
-        from caprl_index.memory import trim_heap
-
-        pymupdf.TOOLS.store_shrink(100)
-        trim_heap()
-
-
-def _make_pool(workers: int) -> Executor:
-    """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
-    if workers <= 1 or os.environ.get("CAPRL_NO_PROCESSES") == "1":
-        return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
-    # spawn, not fork: the parent holds torch's threads and an open Qdrant store.
-    # Workers are recycled now and then: native libraries (MuPDF, ONNX Runtime) fragment the heap
-    # on large pages, and a fresh process is the only reliable way to hand that memory back.
-    return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=WORKER_TASKS
-    )

@@ -2,15 +2,15 @@
 
 Both retrievers run as Qdrant queries with the same filter:
 
-- chunks: one Query API request, dense and BM25 as prefetches fused by Qdrant's reciprocal-rank fusion
-  with constant RRF_K: score(chunk) = sum over retrievers of 1 / (RRF_K + rank).
-- pages (`group_by_page`): a page is the pair (file, page), which Qdrant cannot group on, so both ranked
-  lists come back (one batch request) and are fused here: each retriever ranks pages by their best chunk
-  and those page ranks are fused the same way. When a chunk of another kind on the same page also matches
-  (the page text and one of its figures), a share of its fused score is added (`CROSS_KIND_WEIGHT`): two
-  views of a page that agree are better evidence than one. A second text chunk earns nothing:
-  neighbouring text chunks overlap, and rewarding them only favours long pages. The hit shown for a page
-  is its best chunk.
+- chunks: one Query API request (`QdrantStore.query`), dense and BM25 as prefetches fused by Qdrant's
+  reciprocal-rank fusion with constant RRF_K: score(chunk) = sum over retrievers of 1 / (RRF_K + rank).
+- pages (`group_by_page`): a page is the pair (file, page), which Qdrant cannot group on, so both
+  ranked lists come back (`QdrantStore.query_each`, one batch request) and are fused here: each
+  retriever ranks pages by their best chunk and those page ranks are fused the same way. When a chunk
+  of another kind on the same page also matches (the page text and one of its figures), a share of its
+  fused score is added (`CROSS_KIND_WEIGHT`): two views of a page that agree are better evidence than
+  one. A second text chunk earns nothing: neighbouring text chunks overlap, and rewarding them only
+  favours long pages. The hit shown for a page is its best chunk.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
 from caprl_index.embedding.query import open_query_encoder
-from caprl_index.store import DENSE, SPARSE, QdrantStore
+from caprl_index.store import QdrantStore
 from caprl_index.store.sparse import query_vector
 
 # Fusion constant, ranks counted from 1 (Qdrant counts from 0, so its `Rrf(k=)` is RRF_K + 1: same scores).
@@ -88,40 +88,13 @@ class Searcher:
         if flt is False or not self.store.exists():
             return []
         depth = max(PREFETCH, 10 * k if group_by_page else 4 * k)
+        dense, sparse = self.embedder.embed([query])[0], query_vector(query)
         if group_by_page:
-            return fuse_pages(self._retrieve(query, depth, flt, hybrid))[:k]
-        return self._fused_chunks(query, k, depth, flt, hybrid)
-
-    def _fused_chunks(self, query: str, k: int, depth: int, flt: Any, hybrid: bool) -> list[Hit]:
-        """Top-k chunks by Qdrant's own fusion of the dense and BM25 prefetches (dense alone when not hybrid)."""
-        from qdrant_client import models as m
-
-        dense = self.embedder.embed([query])[0]
-        indices, values = query_vector(query)
-        client, name = self.store.client, self.store.collection
-        if not (hybrid and indices):
-            res = client.query_points(name, query=dense, using=DENSE, limit=k, query_filter=flt, with_payload=True)
-            return [_hit(p) for p in res.points]
-        prefetch = [
-            m.Prefetch(query=dense, using=DENSE, limit=depth, filter=flt),
-            m.Prefetch(query=m.SparseVector(indices=indices, values=values), using=SPARSE, limit=depth, filter=flt),
-        ]
-        fusion = m.RrfQuery(rrf=m.Rrf(k=RRF_K + 1))
-        res = client.query_points(name, prefetch=prefetch, query=fusion, limit=k, query_filter=flt, with_payload=True)
-        return [_hit(p) for p in res.points]
-
-    def _retrieve(self, query: str, depth: int, flt: Any, hybrid: bool) -> list[list[Hit]]:
-        """One ranked list per retriever: dense, then BM25 when hybrid and the query has terms."""
-        from qdrant_client import models as m
-
-        dense = self.embedder.embed([query])[0]
-        requests = [m.QueryRequest(query=dense, using=DENSE, limit=depth, filter=flt, with_payload=True)]
-        indices, values = query_vector(query)
-        if hybrid and indices:
-            sparse = m.SparseVector(indices=indices, values=values)
-            requests.append(m.QueryRequest(query=sparse, using=SPARSE, limit=depth, filter=flt, with_payload=True))
-        responses = self.store.client.query_batch_points(self.store.collection, requests=requests)
-        return [[_hit(p) for p in r.points] for r in responses]
+            ranked = self.store.query_each(dense, sparse, limit=depth, flt=flt, hybrid=hybrid)
+            return fuse_pages([[_hit(p) for p in points] for points in ranked])[:k]
+        # Qdrant counts ranks from 0, RRF_K from 1: its constant RRF_K + 1 gives the same scores.
+        points = self.store.query(dense, sparse, limit=k, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
+        return [_hit(p) for p in points]
 
     def _filter(self, f: SearchFilters) -> Any:
         from qdrant_client import models as m

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from caprl_index.config import Settings
 from caprl_index.errors import ConfigError
 from caprl_index.evaluate import Query, evaluate, load_queries
 from caprl_index.search import Searcher
-from tests.test_search import build_collection
+from tests.test_search import corpus_searcher
 
 
 def write_jsonl(path: Path, rows: list[object]) -> Path:
@@ -51,13 +51,8 @@ def test_missing_queries_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def searcher(embedder, tmp_path_factory: pytest.TempPathFactory) -> Searcher:
-    root = tmp_path_factory.mktemp("eval")
-    settings = Settings(qdrant_path=root / "qdrant", collection="eval-test")
-    build_collection(settings, embedder, root / "docs")
-    s = Searcher(settings, embedder=embedder)
-    yield s
-    s.close()
+def searcher(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    yield from corpus_searcher(embedder, tmp_path_factory.mktemp("eval"), "eval-test")
 
 
 def test_metrics_on_a_small_collection(searcher: Searcher, tmp_path: Path) -> None:

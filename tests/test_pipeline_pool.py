@@ -10,8 +10,9 @@ import pytest
 from caprl_index.config import Settings
 from caprl_index.errors import CorruptFile
 from caprl_index.models import SourceFile
-from caprl_index.pipeline import IngestOptions, _make_pool, _Run
+from caprl_index.pipeline import IngestOptions, _Run
 from caprl_index.progress import Reporter
+from caprl_index.workers import SplitPool, make_pool
 from tests.pool_helpers import die_if_hostile
 
 
@@ -22,7 +23,7 @@ def test_crashing_worker_fails_only_its_file(tmp_path: Path, embedder) -> None:
     bad = SourceFile(path="/docs/hostile.pdf", sha256="1" * 64, size=1)
 
     async def scenario() -> list:
-        run._pool = _make_pool(2)
+        run._split = SplitPool(2)
         try:
             calls = [run._in_pool(die_if_hostile, f) for f in [*good, bad]]
             return await asyncio.gather(*calls, return_exceptions=True)
@@ -39,7 +40,7 @@ def test_crashing_worker_fails_only_its_file(tmp_path: Path, embedder) -> None:
 def test_single_worker_uses_a_thread(workers: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    pool = _make_pool(workers)
+    pool = make_pool(workers)
     try:
         assert isinstance(pool, ThreadPoolExecutor)
     finally:

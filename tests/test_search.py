@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from caprl_index.config import Settings
 from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
-from caprl_index.search import RRF_K, Hit, Searcher, SearchFilters, fuse_chunks, fuse_pages
+from caprl_index.search import PREFETCH, RRF_K, Hit, Searcher, SearchFilters, _hit, fuse_chunks, fuse_pages
 from caprl_index.store import QdrantStore, payload, point_id
-from caprl_index.store.sparse import document_vector
+from caprl_index.store.sparse import document_vector, query_vector
 
 # (file name, page, kind, text): two reports and a deck, a few pages each.
 CORPUS: list[tuple[str, int, str, str]] = [
@@ -80,14 +81,18 @@ def build_collection(settings: Settings, embedder, folder: Path) -> None:
         store.close()
 
 
-@pytest.fixture(scope="module")
-def searcher(embedder, tmp_path_factory: pytest.TempPathFactory) -> Searcher:
-    root = tmp_path_factory.mktemp("search")
-    settings = Settings(qdrant_path=root / "qdrant", collection="search-test")
+def corpus_searcher(embedder, root: Path, collection: str) -> Iterator[Searcher]:
+    """A Searcher over CORPUS stored under `root` (module fixtures of the search and eval tests)."""
+    settings = Settings(qdrant_path=root / "qdrant", collection=collection)
     build_collection(settings, embedder, root / "docs")
     s = Searcher(settings, embedder=embedder)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def searcher(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
+    yield from corpus_searcher(embedder, tmp_path_factory.mktemp("search"), "search-test")
 
 
 def where(hit) -> tuple[str, int, str]:
@@ -198,8 +203,8 @@ def test_bm25_matches_figure_references_as_one_term() -> None:
 def test_chunk_search_fuses_like_qdrant_query_api(searcher: Searcher) -> None:
     """The server-side fusion and the Python fusion used for pages give the same chunks and scores."""
     query = "quarterly revenue growth"
-    depth = 100
-    ranked = searcher._retrieve(query, depth, None, True)
+    dense, sparse = searcher.embedder.embed([query])[0], query_vector(query)
+    ranked = [[_hit(p) for p in points] for points in searcher.store.query_each(dense, sparse, limit=PREFETCH)]
     assert len(ranked) == 2  # dense and BM25 both ran
     expected = fuse_chunks(ranked)[:5]
     got = searcher.search(query, k=5)

@@ -166,10 +166,11 @@ def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
     if settings.embed_url:
         return None
     from caprl_index.embedding.sentence import resolve_model
+    from caprl_index.errors import ConfigError
 
     try:
         folder = Path(resolve_model(settings.embed_model))
-    except Exception:
+    except ConfigError:  # the full embedder reports it properly
         return None
     if not folder.is_dir() or not supported(folder):
         return None

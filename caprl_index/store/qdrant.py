@@ -239,8 +239,11 @@ class QdrantStore:
         limit: int,
         flt: Any = None,
         hybrid: bool = True,
+        depth: int | None = None,
+        rrf_k: int | None = None,
     ) -> list[Any]:
-        """Dense + BM25 sparse prefetch fused by reciprocal rank (or dense only)."""
+        """Dense + BM25 sparse prefetches (`depth` candidates each) fused by Qdrant's reciprocal-rank fusion
+        (constant `rrf_k`, ranks from 0; Qdrant's default when None), or dense only."""
         m = _models()
         if not self.exists():
             return []
@@ -249,21 +252,37 @@ class QdrantStore:
                 self.collection, query=dense, using=DENSE, limit=limit, query_filter=flt, with_payload=True
             )
             return list(res.points)
-        depth = max(limit * 4, 40)
+        depth = depth or max(limit * 4, 40)
         prefetch = [
             m.Prefetch(query=dense, using=DENSE, limit=depth, filter=flt),
             m.Prefetch(
                 query=m.SparseVector(indices=sparse[0], values=sparse[1]), using=SPARSE, limit=depth, filter=flt
             ),
         ]
+        fusion = m.FusionQuery(fusion=m.Fusion.RRF) if rrf_k is None else m.RrfQuery(rrf=m.Rrf(k=rrf_k))
         res = self.client.query_points(
-            self.collection,
-            prefetch=prefetch,
-            query=m.FusionQuery(fusion=m.Fusion.RRF),
-            limit=limit,
-            with_payload=True,
+            self.collection, prefetch=prefetch, query=fusion, limit=limit, query_filter=flt, with_payload=True
         )
         return list(res.points)
+
+    def query_each(
+        self,
+        dense: list[float],
+        sparse: tuple[list[int], list[float]],
+        *,
+        limit: int,
+        flt: Any = None,
+        hybrid: bool = True,
+    ) -> list[list[Any]]:
+        """The ranked points of each retriever apart (dense, then BM25 when hybrid), in one batch request."""
+        m = _models()
+        if not self.exists():
+            return []
+        requests = [m.QueryRequest(query=dense, using=DENSE, limit=limit, filter=flt, with_payload=True)]
+        if hybrid and sparse[0]:
+            vector = m.SparseVector(indices=sparse[0], values=sparse[1])
+            requests.append(m.QueryRequest(query=vector, using=SPARSE, limit=limit, filter=flt, with_payload=True))
+        return [list(r.points) for r in self.client.query_batch_points(self.collection, requests=requests)]
 
     def _retry(self, op: Any, attempts: int = 4) -> Any:
         """Retry transient server errors; the embedded store raises at once (nothing transient there)."""

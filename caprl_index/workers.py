@@ -1,0 +1,88 @@
+"""The splitting pool: page parsing in worker processes, with crash isolation and flat memory.
+
+A worker that dies (a native crash on a hostile file) breaks the whole `ProcessPoolExecutor`; `SplitPool`
+then starts a new pool and retries each interrupted task alone in a process of its own, so only the
+culprit fails. Workers are recycled every WORKER_TASKS batches and give MuPDF's cache and the freed heap
+back after each batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from caprl_index.config import Settings
+from caprl_index.errors import CorruptFile
+from caprl_index.models import ParsedPage
+
+WORKER_TASKS = 100  # page batches a worker process handles before it is replaced
+T = TypeVar("T")
+
+
+class SplitPool:
+    """Runs parsing jobs on worker processes (a thread for one worker); a crashed worker fails only its job."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Executor = make_pool(workers)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except BrokenExecutor:
+            self._replace(pool)
+        isolated = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await loop.run_in_executor(isolated, fn, *args)
+        except BrokenExecutor:
+            reason = "the parser process crashed on this file; it is damaged or hostile: re-export it"
+            raise CorruptFile(_file_of(args), reason) from None
+        finally:
+            isolated.shutdown(wait=False, cancel_futures=True)
+
+    def _replace(self, broken: Executor) -> None:
+        if self._pool is broken:  # the first of the interrupted jobs replaces it; the others reuse the new one
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pool = make_pool(self.workers)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_pool(workers: int) -> Executor:
+    """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
+    if workers <= 1 or os.environ.get("CAPRL_NO_PROCESSES") == "1":
+        return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
+    # spawn, not fork: the parent holds torch's threads and an open Qdrant store.
+    # Workers are recycled now and then: native libraries (MuPDF, ONNX Runtime) fragment the heap
+    # on large pages, and a fresh process is the only reliable way to hand that memory back.
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=WORKER_TASKS
+    )
+
+
+def parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:
+    """Worker side of a page batch: parse, then give MuPDF's cache and the freed heap back (flat memory)."""
+    from caprl_index.sources import parse_pages
+
+    try:
+        return parse_pages(prepared, start, stop, settings)
+    finally:
+        import pymupdf
+
+        from caprl_index.memory import trim_heap
+
+        pymupdf.TOOLS.store_shrink(100)
+        trim_heap()
+
+
+def _file_of(args: tuple) -> str:
+    first = args[0] if args else None
+    file = getattr(first, "file", first)
+    return str(getattr(file, "path", "?"))
