@@ -14,6 +14,7 @@ from typing import Any
 
 from caprl_index.config import Settings
 from caprl_index.errors import UnsupportedFile
+from caprl_index.figures import DETECTION_VERSION
 from caprl_index.models import FileFailure, SourceFile
 from caprl_index.sources.discover import SUPPORTED_EXTENSIONS, in_shard, is_supported, iter_paths, sha256_file
 from caprl_index.store.sparse import VERSION as SPARSE_VERSION
@@ -35,7 +36,8 @@ class FilePlan:
 def fingerprint(settings: Settings, embed_name: str) -> str:
     """What, besides the file's bytes, decides its points: a change re-ingests the file."""
     chunking = f"chunk={settings.chunk_size}/{settings.chunk_overlap}"
-    return f"v{RECORD_VERSION}|fig={settings.figures}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
+    figures = f"fig={settings.figures}" + (f"/det{DETECTION_VERSION}" if settings.figures else "")
+    return f"v{RECORD_VERSION}|{figures}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
 
 
 def record_for(file: SourceFile, **fields: Any) -> dict[str, Any]:

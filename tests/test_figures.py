@@ -147,14 +147,16 @@ def _size(figure: Figure) -> tuple[int, int]:
         return img.size
 
 
-def test_vector_chart_found_with_tight_bbox_and_caption(report: list) -> None:
+def test_vector_chart_found_with_its_caption_and_not_the_body_text(report: list) -> None:
     (chart,) = report[0].figures
     assert chart.kind == "figure" and chart.figure_type == "chart"
-    # placed at (120, 220, 480, 490): the box holds the axes and labels, not the body text around it
+    # placed at (120, 220, 480, 490), caption line at y 500-513, body text above 200 and below 560:
+    # the box holds the axes, labels and the caption, not the body text around it
     x0, y0, x1, y1 = chart.bbox
-    assert 100 <= x0 <= 180 and 215 <= y0 <= 260 and 430 <= x1 <= 485 and 450 <= y1 <= 495
+    assert 100 <= x0 <= 180 and 215 <= y0 <= 260 and 430 <= x1 <= 485 and 510 <= y1 <= 520
     assert chart.printed_caption.startswith("Figure 1: Revenue by region")
     assert "North" in chart.ocr_text and "Revenue" in chart.ocr_text  # the drawing's own text layer
+    assert "Figure 1" not in chart.ocr_text  # the caption is not counted twice
     assert "Quarterly results" in chart.context_text
     assert chart.mime == "image/png" and chart.image.startswith(b"\x89PNG")
     w, h = _size(chart)
@@ -212,6 +214,83 @@ def test_text_only_page_has_no_figures() -> None:
     assert find_regions(extract(page)) == []
 
 
+def _sidebar_chart_page(path: Path) -> Path:
+    """A report page in the style of Pew's: body text in a left column that runs full width below,
+    a chart in a right sidebar with a bold title and a small subtitle above it and a small source
+    note and credit line below it."""
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_textbox(pymupdf.Rect(72, 90, 370, 330), LOREM, fontsize=11)
+    page.insert_textbox(pymupdf.Rect(400, 100, 560, 140), "Revenue rose in every region", fontsize=13)
+    page.insert_text((400, 152), "% change on the year", fontsize=9)
+    page.show_pdf_page(pymupdf.Rect(395, 165, 560, 300), chart, 0)
+    page.insert_text((400, 318), "Survey of 1,200 firms, March 2024.", fontsize=8)
+    page.insert_text((400, 330), "EXAMPLE RESEARCH", fontsize=8)
+    page.insert_textbox(pymupdf.Rect(72, 345, 540, 560), LOREM * 2, fontsize=11)
+    doc.save(path)
+    return path
+
+
+def test_figure_extent_takes_its_title_subtitle_and_source_but_no_body_text(tmp_path: Path) -> None:
+    settings = Settings()
+    doc = prepare(source_file(_sidebar_chart_page(tmp_path / "sidebar.pdf")), settings, tmp_path)
+    (chart,) = parse_pages(doc, 0, 1, settings)[0].figures
+    x0, y0, x1, y1 = chart.bbox
+    assert y0 <= 105 and 330 <= y1 <= 340  # title at 100 .. credit line at 330
+    assert x0 >= 380  # the body text column (x 72-370) is left out, above and below
+    assert chart.printed_caption.startswith("Revenue rose in every region % change on the year")
+    assert "EXAMPLE RESEARCH" not in chart.ocr_text and "Quarterly" not in chart.ocr_text
+    assert "Survey of 1,200 firms" in chart.context_text  # the source note still reaches the node text
+    w, h = _size(chart)
+    assert abs(w / h - (x1 - x0) / (y1 - y0)) < 0.05  # the crop shows the whole extent
+
+
+def test_body_text_right_above_a_figure_stays_out_of_it(tmp_path: Path) -> None:
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_textbox(pymupdf.Rect(72, 90, 540, 218), LOREM, fontsize=10)  # ends just above the chart
+    page.show_pdf_page(pymupdf.Rect(120, 220, 480, 490), chart, 0)
+    page.insert_textbox(pymupdf.Rect(72, 500, 540, 700), LOREM, fontsize=10)  # starts just below it
+    (region,) = find_regions(extract(page))
+    assert region.extent is not None and region.extent[1] >= 215 and region.extent[3] <= 495
+
+
+def _icon_manual_page(path: Path) -> Path:
+    """A help page: two sentences with a button icon inside them, a bullet picture and a 'NOTE'
+    badge at the start of lines, and an icon in the page header."""
+    icon = logo_png()
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    page.insert_image(pymupdf.Rect(60, 20, 76, 36), stream=icon)  # header logo
+    page.insert_text((80, 32), "Watch OnlineHelp  Getting Started", fontsize=10)
+    page.insert_image(pymupdf.Rect(180, 92, 196, 108), stream=icon)  # a badge at the line start
+    page.insert_text((200, 104), "NOTE", fontsize=9.5)
+    page.insert_text((200, 132), "On the Favorites screen, touch", fontsize=9)
+    page.insert_image(pymupdf.Rect(330, 120, 348, 138), stream=icon)
+    page.insert_text((352, 132), "to move the app up to the top.", fontsize=9)
+    page.insert_text((200, 158), "On the Favorites screen, touch", fontsize=9)
+    page.insert_image(pymupdf.Rect(330, 146, 348, 164), stream=photo_png((40, 40)))
+    page.insert_text((352, 158), "to remove the app.", fontsize=9)
+    page.insert_image(pymupdf.Rect(184, 176, 190, 182), stream=icon)  # a bullet picture
+    page.insert_text((200, 184), "You can select up to six apps.", fontsize=9)
+    page.insert_textbox(pymupdf.Rect(72, 220, 540, 500), LOREM, fontsize=10.5)
+    doc.save(path)
+    return path
+
+
+def test_inline_icons_are_captioned_with_their_sentence(tmp_path: Path) -> None:
+    settings = Settings()
+    doc = prepare(source_file(_icon_manual_page(tmp_path / "manual.pdf")), settings, tmp_path)
+    (row,) = parse_pages(doc, 0, 1, settings)[0].figures  # not the header logo, badge or bullet
+    assert row.figure_type == "other"
+    x0, y0, x1, y1 = row.bbox
+    assert 195 <= x0 <= 201 and 118 <= y0 <= 124 and 160 <= y1 <= 166 and x1 >= 470  # both rows, whole lines
+    assert "touch" in row.ocr_text and "to remove the app." in row.ocr_text
+    assert "six apps" not in row.ocr_text and "NOTE" not in row.ocr_text
+
+
 # --- golden pages from the shared corpus ------------------------------------------------------
 
 
@@ -232,6 +311,10 @@ def _regions(path: Path, page_number: int) -> list:
         ("PG_2021.03.04_US-Views-on-China_FINAL.pdf", 16, (68, 154, 540, 667)),  # two panels, one figure
         ("fdac8d1e9ef56519371df7e6532df27d.pdf", 2, (58, 112, 541, 754)),  # infographic of icons
         ("2310.05634v2.pdf", 8, (304, 82, 526, 269)),  # paper figure
+        ("PIP_Seniors-and-Tech-Use_040314.pdf", 6, (396, 107, 524, 151)),  # the pie chart's title
+        ("PIP_Seniors-and-Tech-Use_040314.pdf", 6, (397, 375, 485, 384)),  # ... and its credit line
+        ("2024.ug.eprospectus.pdf", 22, (899, 622, 1141, 725)),  # the quote under a student's photo
+        ("honor_watch_gs_pro.pdf", 16, (177, 109, 515, 177)),  # "touch [icon] to remove the app"
     ],
 )
 def test_golden_evidence_regions(name: str, page: int, evidence: tuple) -> None:

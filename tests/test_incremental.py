@@ -110,3 +110,16 @@ def test_text_only_then_figures_reingests(docs: Path, tmp_path: Path, embedder) 
     assert stats.files_indexed == 1 and stats.figures >= 1
     kinds = {p["kind"] for p in _payloads(full)}
     assert "text" in kinds and kinds & {"figure", "page"}
+
+
+def test_a_detection_upgrade_reingests_indexed_files(
+    docs: Path, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import caprl_index.plan as plan
+
+    settings = Settings(qdrant_path=tmp_path / "q", workers=1, captioner="ocr")
+    assert ingest([docs], settings, embedder=embedder).files_indexed == 1
+    assert ingest([docs], settings, embedder=embedder).files_indexed == 0  # unchanged: skipped
+    monkeypatch.setattr(plan, "DETECTION_VERSION", plan.DETECTION_VERSION + 1)
+    assert ingest([docs], settings, embedder=embedder).files_indexed == 1  # new regions: re-detected
+    assert ingest([docs], settings, embedder=embedder).files_indexed == 0

@@ -23,9 +23,12 @@ from caprl_index.figures.crop import Crop, encode_pixmap, pixmap_to_pil, render_
 from caprl_index.figures.regions import Region, find_regions
 from caprl_index.models import BBox, Figure
 
-__all__ = ["PageContent", "Region", "extract", "find_regions", "page_figures", "whole_page_figure"]
+__all__ = ["DETECTION_VERSION", "PageContent", "Region", "extract", "find_regions", "page_figures", "whole_page_figure"]
 
 MIN_TEXT_WORDS = 3  # fewer words than this inside a raster region: OCR it
+# Bumped whenever detection changes the regions a page yields (part of each file's fingerprint, so an
+# upgrade re-detects indexed files). 2: extents with title/caption/source note; inline-icon rows.
+DETECTION_VERSION = 2
 
 
 def page_figures(
@@ -52,10 +55,11 @@ def page_figures(
 
 
 def _make_figure(page: Any, content: PageContent, region: Region, max_pixels: int, index: int, ocr: bool) -> Figure:
-    bbox = _round(region.bbox)
+    graphic = region.bbox
+    bbox = _round(region.extent or graphic)  # the crop shows the graphic with its title and caption
     pix = render_region(page, bbox, max_pixels)
-    image = pixmap_to_pil(pix)
-    inside = [ln for ln in content.lines if g.inside_fraction(ln.bbox, bbox) > 0.6]
+    image = _sub_image(pixmap_to_pil(pix), bbox, graphic)  # typed and OCR'd without its caption
+    inside = [ln for ln in content.lines if g.inside_fraction(ln.bbox, graphic) > 0.6]
     texts = [ln.text for ln in inside]
     text = "\n".join(texts)
     figure_type = classify_region(region, image, texts)
@@ -67,9 +71,23 @@ def _make_figure(page: Any, content: PageContent, region: Region, max_pixels: in
         text = lines_to_text(lines)
         figure_type = classify_region(region, image, [line.text for line in lines])
     crop = encode_pixmap(pix, photo=figure_type == "photo")
-    caption = printed_caption(bbox, content, inside)
-    context = context_text(bbox, content, inside, caption)
+    caption = printed_caption(graphic, content, inside)
+    context = context_text(graphic, content, inside, caption)
     return _figure("figure", figure_type, bbox, crop, index, caption, context, text)
+
+
+def _sub_image(image: Any, shown: BBox, part: BBox) -> Any:
+    """The pixels of `part` in an image of the region `shown`."""
+    if g.inside_fraction(shown, part) > 0.999:
+        return image
+    sx, sy = image.width / max(g.width(shown), 1e-6), image.height / max(g.height(shown), 1e-6)
+    box = (
+        max(0, int((part[0] - shown[0]) * sx)),
+        max(0, int((part[1] - shown[1]) * sy)),
+        min(image.width, round((part[2] - shown[0]) * sx)),
+        min(image.height, round((part[3] - shown[1]) * sy)),
+    )
+    return image.crop(box) if box[2] > box[0] and box[3] > box[1] else image
 
 
 def whole_page_figure(

@@ -1,8 +1,10 @@
-"""Text around a figure: its printed caption ("Figure 3: ...", a chart title) and nearby context."""
+"""Text around a figure: its printed caption ("Figure 3: ...", a chart title), the blocks that belong
+to it on the page (title, subtitle, caption, source note: its *extent*), and nearby context."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from caprl_index.figures import geometry as g
 from caprl_index.figures.content import Line, PageContent
@@ -18,6 +20,14 @@ TITLE_REACH = 30.0  # a title block ends at most this far above its chart
 MAX_TITLE_CHARS = 300
 CONTEXT_REACH = 120.0
 MAX_CONTEXT_CHARS = 500
+# The figure's extent: what a reader takes in with the graphic, and what the captioner should see.
+NOTE_START = re.compile(r"^\s*(sources?|notes?|(photo )?credits?)\s*[:.]", re.I)
+FIRST_GAP = 30.0  # a title or caption block starts at most this far from the graphic ...
+LABELLED_GAP = 36.0  # ... ("Figure 3:" captions may sit a little further off)
+STACK_GAP = 12.0  # ... and the next block of it at most this far from the previous one
+MAX_EXTENT_BLOCK = 300  # characters: an unlabelled block this long is body text
+ALIGN = 20.0  # an unlabelled block sticks out of the graphic's columns by at most this much
+MARGIN_SHARE = 0.06  # page headers and footers live in the top and bottom 6% of the page
 
 
 def printed_caption(region: BBox, content: PageContent, inside: list[Line]) -> str:
@@ -57,6 +67,84 @@ def _title_inside(inside: list[Line]) -> str:
         if 2 <= len(words) <= 20 and sum(c.isalpha() for c in line.text) > len(line.text) / 2:
             return line.text.strip()
     return ""
+
+
+@dataclass(frozen=True)
+class _Block:
+    number: int
+    text: str
+    bbox: BBox
+    size: float
+    bold: bool
+
+
+def figure_extent(graphic: BBox, content: PageContent, taken: set[int]) -> BBox:
+    """The graphic grown over the blocks that belong to it: a title and subtitle stacked right above
+    it, a caption, source line or note right below it.
+
+    A block belongs to the figure when it is labelled ("Figure 3", "Source:") or set apart from body
+    text (another size, or bold) and stays within the graphic's columns. Walking away from the graphic
+    stops at the first block that does not belong, so body text is never taken. Blocks in `taken`
+    (those of other figures) are left alone and the numbers of the blocks taken here are added.
+    """
+    blocks = [b for b in _blocks(content) if b.number not in taken and g.inside_fraction(b.bbox, graphic) < 0.6]
+    body = _body_size(content)
+    low, high = MARGIN_SHARE * content.height, (1 - MARGIN_SHARE) * content.height
+    blocks = [b for b in blocks if b.bbox[1] >= low and b.bbox[3] <= high]
+    below = sorted((b for b in blocks if b.bbox[1] >= graphic[3] - 2), key=lambda b: b.bbox[1])
+    above = sorted((b for b in blocks if b.bbox[3] <= graphic[1] + 2), key=lambda b: -b.bbox[3])
+    extent = graphic
+    for side, ordered in (("below", below), ("above", above)):
+        edge = graphic[3] if side == "below" else graphic[1]
+        first = True
+        for block in ordered:
+            if not _h_overlap(block.bbox, graphic):
+                continue
+            gap = block.bbox[1] - edge if side == "below" else edge - block.bbox[3]
+            labelled = bool(CAPTION_START.match(block.text) or NOTE_START.match(block.text))
+            reach = (LABELLED_GAP if labelled else FIRST_GAP) if first else STACK_GAP
+            if not labelled and not _aligned(block.bbox, graphic):
+                continue  # another column's text flowing past the graphic
+            if gap > reach or not _belongs(block, body, labelled):
+                break
+            extent = g.union([extent, block.bbox])
+            taken.add(block.number)
+            edge = block.bbox[3] if side == "below" else block.bbox[1]
+            first = False
+    return extent
+
+
+def _belongs(block: _Block, body: float, labelled: bool) -> bool:
+    if labelled:
+        return len(block.text) <= MAX_CAPTION_CHARS
+    set_apart = block.bold or abs(block.size - body) >= 0.75
+    return set_apart and len(block.text) <= MAX_EXTENT_BLOCK
+
+
+def _aligned(bbox: BBox, graphic: BBox) -> bool:
+    return bbox[0] >= graphic[0] - ALIGN and bbox[2] <= graphic[2] + ALIGN
+
+
+def _blocks(content: PageContent) -> list[_Block]:
+    grouped: dict[int, list[Line]] = {}
+    for line in content.lines:
+        grouped.setdefault(line.block, []).append(line)
+    out = []
+    for number, lines in grouped.items():
+        chars = sum(len(ln.text) for ln in lines) or 1
+        size = sum(ln.size * len(ln.text) for ln in lines) / chars
+        text = " ".join(ln.text for ln in lines)
+        out.append(_Block(number, text, g.union(ln.bbox for ln in lines), size, all(ln.bold for ln in lines)))
+    return out
+
+
+def _body_size(content: PageContent) -> float:
+    """The font size most of the page's characters are set in."""
+    chars: dict[float, int] = {}
+    for line in content.lines:
+        key = round(line.size * 2) / 2
+        chars[key] = chars.get(key, 0) + len(line.text)
+    return max(chars, key=lambda k: chars[k]) if chars else 0.0
 
 
 def context_text(region: BBox, content: PageContent, exclude: list[Line], caption: str) -> str:

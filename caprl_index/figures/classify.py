@@ -20,6 +20,8 @@ def classify_region(region: Region, pixels: Any | None, texts: list[str] | None 
     `texts` are the region's text lines (text layer, or OCR of a picture); default: the lines the
     region absorbed.
     """
+    if region.inline:
+        return "other"  # a sentence with icons in it
     texts = [ln.text for ln in region.lines] if texts is None else texts
     numbers = sum(1 for t in texts if _NUMBER.match(t))
     rows = sum(1 for t in texts if len(_NUMBER_TOKEN.findall(t)) >= 2)

@@ -13,7 +13,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from caprl_index.figures import geometry as g
+from caprl_index.figures.captions import figure_extent
 from caprl_index.figures.content import ImageBox, Line, PageContent, Path
+from caprl_index.figures.icons import icon_rows
 from caprl_index.figures.ink import cluster_labels, is_layout_shading, text_holders
 from caprl_index.models import BBox
 
@@ -44,6 +46,8 @@ class Region:
     rects: list[BBox] = field(default_factory=list)  # graphic plain rectangles
     n_shapes: int = 0  # graphic elements that are not plain rectangles
     lines: list[Line] = field(default_factory=list)  # text lines inside (labels, legends)
+    extent: BBox | None = None  # bbox grown over its title, caption and source note (captions.py)
+    inline: bool = False  # text lines holding inline icons (icons.py), not a graphic
 
     @property
     def is_vector(self) -> bool:
@@ -64,6 +68,13 @@ def find_regions(content: PageContent, skip_xrefs: Collection[int] = ()) -> list
     kept = [r for r in regions if _is_figure(r, content)]
     for region in kept:
         region.bbox = g.clip(region.bbox, page)
+    kept.sort(key=lambda r: (round(r.bbox[1] / 10), r.bbox[0]))
+    taken = {ln.block for r in kept for ln in r.lines}
+    for region in kept:
+        region.extent = g.clip(figure_extent(region.bbox, content, taken), page)
+    for row in icon_rows(content, [r.extent or r.bbox for r in kept]):
+        lines = [ln for ln in content.lines if g.inside_fraction(ln.bbox, row) > 0.6]
+        kept.append(Region(row, lines=lines, extent=row, inline=True))
     return sorted(kept, key=lambda r: (round(r.bbox[1] / 10), r.bbox[0]))
 
 

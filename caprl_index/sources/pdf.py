@@ -140,7 +140,7 @@ def page_regions(page: Any, pno: int, doc: PreparedDocument, settings: Settings)
     if backdrop:
         regions.append(("page", whole))
         content.images = _without(content.images, backdrop)
-    return regions + [("figure", r.bbox) for r in find_regions(content, _skip_xrefs(doc, pno))]
+    return regions + [("figure", r.extent or r.bbox) for r in find_regions(content, _skip_xrefs(doc, pno))]
 
 
 def _backdrop(content: PageContent) -> list[ImageBox]:
