@@ -270,6 +270,7 @@ def _icon_manual_page(path: Path) -> Path:
     page.insert_text((200, 132), "On the Favorites screen, touch", fontsize=9)
     page.insert_image(pymupdf.Rect(330, 120, 348, 138), stream=icon)
     page.insert_text((352, 132), "to move the app up to the top.", fontsize=9)
+    page.insert_text((510, 132), "Column two.", fontsize=9)  # the next column, on the same row
     page.insert_text((200, 158), "On the Favorites screen, touch", fontsize=9)
     page.insert_image(pymupdf.Rect(330, 146, 348, 164), stream=photo_png((40, 40)))
     page.insert_text((352, 158), "to remove the app.", fontsize=9)
@@ -289,6 +290,24 @@ def test_inline_icons_are_captioned_with_their_sentence(tmp_path: Path) -> None:
     assert 195 <= x0 <= 201 and 118 <= y0 <= 124 and 160 <= y1 <= 166 and x1 >= 470  # both rows, whole lines
     assert "touch" in row.ocr_text and "to remove the app." in row.ocr_text
     assert "six apps" not in row.ocr_text and "NOTE" not in row.ocr_text
+    assert "Column two" not in row.ocr_text and x1 < 505
+
+
+def test_a_caption_ends_its_figure_and_the_next_figure_keeps_its_title() -> None:
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_textbox(pymupdf.Rect(72, 40, 540, 90), LOREM, fontsize=10)
+    page.show_pdf_page(pymupdf.Rect(120, 95, 480, 300), chart, 0)
+    page.insert_text((120, 316), "Figure 1: Revenue by region.", fontsize=9)
+    page.insert_text((150, 336), "Revenue by year", fontsize=13)  # the next chart's title, close below
+    page.show_pdf_page(pymupdf.Rect(120, 342, 480, 540), chart, 0)
+    page.insert_textbox(pymupdf.Rect(72, 580, 540, 700), LOREM, fontsize=10)
+    first, second = find_regions(extract(page))
+    assert first.extent is not None and second.extent is not None
+    assert 316 <= first.extent[3] < 321  # through its caption, not the next title
+    assert second.extent[1] <= 323  # the title (baseline 336, 13 pt) is the second chart's
+    assert not geometry.overlaps(first.extent, second.extent)
 
 
 # --- golden pages from the shared corpus ------------------------------------------------------

@@ -4,6 +4,7 @@ to it on the page (title, subtitle, caption, source note: its *extent*), and nea
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from caprl_index.figures import geometry as g
@@ -78,40 +79,50 @@ class _Block:
     bold: bool
 
 
-def figure_extent(graphic: BBox, content: PageContent, taken: set[int]) -> BBox:
+def figure_extent(graphic: BBox, content: PageContent, taken: set[int], others: Sequence[BBox] = ()) -> BBox:
     """The graphic grown over the blocks that belong to it: a title and subtitle stacked right above
     it, a caption, source line or note right below it.
 
     A block belongs to the figure when it is labelled ("Figure 3", "Source:") or set apart from body
     text (another size, or bold) and stays within the graphic's columns. Walking away from the graphic
-    stops at the first block that does not belong, so body text is never taken. Blocks in `taken`
-    (those of other figures) are left alone and the numbers of the blocks taken here are added.
+    stops at the first block that does not belong, so body text is never taken, and at another
+    figure's graphic (`others`); below, a "Figure n" caption ends the figure (only notes may follow).
+    Blocks in `taken` (those of other figures) are left alone; the numbers of the blocks taken here
+    are added to it.
     """
     blocks = [b for b in _blocks(content) if b.number not in taken and g.inside_fraction(b.bbox, graphic) < 0.6]
-    body = _body_size(content)
     low, high = MARGIN_SHARE * content.height, (1 - MARGIN_SHARE) * content.height
-    blocks = [b for b in blocks if b.bbox[1] >= low and b.bbox[3] <= high]
+    blocks = [b for b in blocks if b.bbox[1] >= low and b.bbox[3] <= high and _h_overlap(b.bbox, graphic)]
     below = sorted((b for b in blocks if b.bbox[1] >= graphic[3] - 2), key=lambda b: b.bbox[1])
     above = sorted((b for b in blocks if b.bbox[3] <= graphic[1] + 2), key=lambda b: -b.bbox[3])
+    body = _body_size(content)
     extent = graphic
     for side, ordered in (("below", below), ("above", above)):
-        edge = graphic[3] if side == "below" else graphic[1]
-        first = True
-        for block in ordered:
-            if not _h_overlap(block.bbox, graphic):
-                continue
-            gap = block.bbox[1] - edge if side == "below" else edge - block.bbox[3]
-            labelled = bool(CAPTION_START.match(block.text) or NOTE_START.match(block.text))
-            reach = (LABELLED_GAP if labelled else FIRST_GAP) if first else STACK_GAP
-            if not labelled and not _aligned(block.bbox, graphic):
-                continue  # another column's text flowing past the graphic
-            if gap > reach or not _belongs(block, body, labelled):
+        for block in _stacked(side, ordered, graphic, body):
+            grown = g.union([extent, block.bbox])
+            if any(g.overlaps(grown, other) for other in others):
                 break
-            extent = g.union([extent, block.bbox])
+            extent = grown
             taken.add(block.number)
-            edge = block.bbox[3] if side == "below" else block.bbox[1]
-            first = False
     return extent
+
+
+def _stacked(side: str, ordered: list[_Block], graphic: BBox, body: float) -> Iterator[_Block]:
+    """The blocks of `ordered` (nearest first) that stack onto the graphic on `side`."""
+    edge = graphic[3] if side == "below" else graphic[1]
+    first, closed = True, False
+    for block in ordered:
+        labelled = bool(CAPTION_START.match(block.text) or NOTE_START.match(block.text))
+        if not labelled and not _aligned(block.bbox, graphic):
+            continue  # another column's text flowing past the graphic
+        gap = block.bbox[1] - edge if side == "below" else edge - block.bbox[3]
+        reach = (LABELLED_GAP if labelled else FIRST_GAP) if first else STACK_GAP
+        if gap > reach or not _belongs(block, body, labelled) or (closed and not NOTE_START.match(block.text)):
+            return
+        yield block
+        edge = block.bbox[3] if side == "below" else block.bbox[1]
+        first = False
+        closed = closed or (side == "below" and bool(CAPTION_START.match(block.text)))
 
 
 def _belongs(block: _Block, body: float, labelled: bool) -> bool:

@@ -42,12 +42,26 @@ def _icon_sized(image: ImageBox) -> bool:
 
 
 def _inline_band(icon: BBox, lines: list[Line]) -> list[Line]:
-    """The lines on the icon's row when there are words on both sides of it, else nothing."""
+    """The lines of the icon's sentence on its row when there are words on both sides of it, else
+    nothing. Only lines chained to the icon by word gaps count: not the next column's text."""
     row = [ln for ln in lines if _same_row(ln.bbox, icon)]
     left = any(ln.bbox[2] <= icon[0] + 3 and icon[0] - ln.bbox[2] <= WORD_GAP for ln in row)
     right = any(ln.bbox[0] >= icon[2] - 3 and ln.bbox[0] - icon[2] <= WORD_GAP for ln in row)
     inside = any(ln.bbox[0] < icon[0] and ln.bbox[2] > icon[2] for ln in row)  # a gap left in one line
-    return row if (left and right) or inside else []
+    if not ((left and right) or inside):
+        return []
+    span, band, rest = icon, [], sorted(row, key=lambda ln: ln.bbox[0])
+    grown = True
+    while grown:
+        grown = False
+        for line in rest:
+            if line.bbox[0] - span[2] <= WORD_GAP and span[0] - line.bbox[2] <= WORD_GAP:
+                band.append(line)
+                span = g.union([span, line.bbox])
+                rest.remove(line)
+                grown = True
+                break
+    return band
 
 
 def _same_row(line: BBox, icon: BBox) -> bool:

@@ -71,7 +71,8 @@ def find_regions(content: PageContent, skip_xrefs: Collection[int] = ()) -> list
     kept.sort(key=lambda r: (round(r.bbox[1] / 10), r.bbox[0]))
     taken = {ln.block for r in kept for ln in r.lines}
     for region in kept:
-        region.extent = g.clip(figure_extent(region.bbox, content, taken), page)
+        others = [r.bbox for r in kept if r is not region]
+        region.extent = g.clip(figure_extent(region.bbox, content, taken, others), page)
     for row in icon_rows(content, [r.extent or r.bbox for r in kept]):
         lines = [ln for ln in content.lines if g.inside_fraction(ln.bbox, row) > 0.6]
         kept.append(Region(row, lines=lines, extent=row, inline=True))
