@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from caprl_index.config import Settings
 from caprl_index.figures import extract, find_regions, geometry
-from caprl_index.figures.crop import render_region, zoom_for
+from caprl_index.figures.crop import encode_pixmap, render_region, zoom_for
 from caprl_index.models import Figure
 from caprl_index.sources import parse_pages, prepare
 from caprl_index.sources.discover import source_file
@@ -191,6 +191,31 @@ def test_crop_is_rendered_at_budget_not_cropped_from_page() -> None:
     pix = render_region(page, (100, 100, 200, 150), max_pixels=20_000)
     assert pix.width * pix.height <= 20_000 and abs(pix.width / pix.height - 2) < 0.1
     assert zoom_for(100, 50, 10**9) == 3.0  # never upscaled past 3x
+
+
+def test_png_writer_round_trips_rgb_gray_and_padded_rows() -> None:
+    import numpy as np
+
+    from caprl_index.figures.crop import png_bytes
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (20, 11), dtype=np.uint8)
+    padded = np.zeros((20, 16), dtype=np.uint8)
+    padded[:, :11] = gray  # rows of 11 samples stored 16 apart
+    for data, w, h, n, stride, want in (
+        (rgb.tobytes(), 53, 37, 3, None, rgb),
+        (gray.tobytes(), 11, 20, 1, None, gray),
+        (padded.tobytes(), 11, 20, 1, 16, gray),
+    ):
+        with Image.open(io.BytesIO(png_bytes(data, w, h, n, stride))) as img:
+            assert img.size == (w, h) and np.array_equal(np.asarray(img), want)
+    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+    pix = render_region(chart[0], (20, 20, 250, 200), max_pixels=300_000)  # a real render
+    crop = encode_pixmap(pix, photo=False)
+    with Image.open(io.BytesIO(crop.data)) as img:
+        assert crop.mime == "image/png" and img.size == (pix.width, pix.height)
+        assert img.tobytes() == pix.samples
 
 
 def test_two_charts_side_by_side_on_text_page() -> None:

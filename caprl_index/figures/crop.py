@@ -1,8 +1,8 @@
 """Render a page region straight at the resolution that fits the caption pixel budget, and encode it.
 
 Rendering the clip at the right zoom (instead of the whole page at high DPI, then cropping) keeps the
-cost proportional to the crop. Drawings and charts are PNG (flat colours, sharp text); photos are
-JPEG (far smaller, no visible loss).
+cost proportional to the crop. Drawings and charts are PNG (flat colours, sharp text; see `png_bytes`);
+photos are JPEG (far smaller, no visible loss).
 """
 
 from __future__ import annotations
@@ -55,9 +55,42 @@ def encode_pixmap(pix: Any, photo: bool) -> Crop:
         data = pix.tobytes("jpg", jpg_quality=JPEG_QUALITY)
         mime = "image/jpeg"
     else:
-        data = pix.tobytes("png")
+        data = png_bytes(pix.samples, pix.width, pix.height, pix.n, pix.stride)
         mime = "image/png"
     return Crop(data, mime, hashlib.sha256(data).hexdigest(), pix.width, pix.height)
+
+
+def png_bytes(samples: bytes, width: int, height: int, channels: int, stride: int | None = None) -> bytes:
+    """A PNG of 8-bit gray (1 channel) or RGB (3) samples, written for speed.
+
+    Every row uses the "Up" filter (the difference to the row above: zero over the flat areas and
+    long runs of charts and text) and zlib level 2. That is about 3x faster than MuPDF's PNG writer
+    at a slightly smaller size on figure crops; PNG encoding was a third of detection time.
+    """
+    import struct
+    import zlib
+
+    import numpy as np
+
+    if channels not in (1, 3):
+        raise ValueError(f"PNG of {channels}-channel samples is not supported")
+    row = width * channels
+    pixels = np.frombuffer(samples, dtype=np.uint8).reshape(height, stride or row)[:, :row]
+    filtered = np.empty((height, row + 1), dtype=np.uint8)
+    filtered[:, 0] = 2  # filter type "Up"
+    filtered[0, 1:] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=filtered[1:, 1:])  # wraps modulo 256, as PNG wants
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 2))
+        + chunk(b"IEND", b"")
+    )
 
 
 def encode_pil(image: Any, max_pixels: int, photo: bool) -> Crop:
