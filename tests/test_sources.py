@@ -38,6 +38,20 @@ def test_pdf_pages_text_blocks_and_pickling(tmp_path: Path, settings: Settings) 
     assert pickle.loads(pickle.dumps(pages)) == pages
 
 
+LIGATURE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # has the ﬁ and ﬀ glyphs
+
+
+@pytest.mark.skipif(not LIGATURE_FONT.exists(), reason="DejaVu Sans is not installed")
+def test_ligatures_are_expanded_in_page_text(tmp_path: Path, settings: Settings) -> None:
+    doc = pymupdf.open()
+    page = doc.new_page()
+    page.insert_font(fontname="dejavu", fontfile=str(LIGATURE_FONT))
+    page.insert_text((72, 100), "The \ufb01eld di\ufb00ers by region.", fontname="dejavu", fontsize=12)
+    doc.save(tmp_path / "ligatures.pdf")
+    parsed = parse_pages(_prepare(tmp_path / "ligatures.pdf", settings, tmp_path), 0, 1, settings)[0]
+    assert "The field differs by region." in parsed.page.text  # BM25 and the tokenizer see real words
+
+
 def test_page_ranges_are_independent(tmp_path: Path, settings: Settings) -> None:
     doc = _prepare(report_pdf(tmp_path / "report.pdf"), settings, tmp_path)
     together = parse_pages(doc, 0, 3, settings)

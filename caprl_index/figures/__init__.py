@@ -26,8 +26,9 @@ from caprl_index.models import BBox, Figure
 __all__ = ["DETECTION_VERSION", "PageContent", "Region", "extract", "find_regions", "page_figures", "whole_page_figure"]
 
 MIN_TEXT_WORDS = 3  # fewer words than this inside a raster region: OCR it
-# Bumped whenever detection changes the regions a page yields (part of each file's fingerprint, so an
-# upgrade re-detects indexed files). 2: extents with title/caption/source note; inline-icon rows.
+# Bumped whenever splitting or detection changes what a page yields (part of each file's fingerprint, so
+# an upgrade re-indexes files). 2: extents with title/caption/source note; inline-icon rows; ligatures
+# expanded in the text.
 DETECTION_VERSION = 2
 
 

@@ -80,7 +80,8 @@ def extract(page: Any, with_paths: bool = True) -> PageContent:
 def _read_text(page: Any, content: PageContent) -> None:
     import pymupdf
 
-    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES
+    # Ligatures are expanded ("ﬁ" -> "fi"): kept, they split words for BM25 and the embedding tokenizer.
+    flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_PRESERVE_LIGATURES
     data = page.get_text("dict", flags=flags)
     for number, block in enumerate(data.get("blocks", ())):
         if block.get("type") != 0:
