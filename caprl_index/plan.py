@@ -36,8 +36,8 @@ class FilePlan:
 def fingerprint(settings: Settings, embed_name: str) -> str:
     """What, besides the file's bytes, decides its points: a change re-ingests the file."""
     chunking = f"chunk={settings.chunk_size}/{settings.chunk_overlap}"
-    figures = f"fig={settings.figures}" + (f"/det{DETECTION_VERSION}" if settings.figures else "")
-    return f"v{RECORD_VERSION}|{figures}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
+    split = f"fig={settings.figures}|split={DETECTION_VERSION}"  # the version covers page text too
+    return f"v{RECORD_VERSION}|{split}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
 
 
 def record_for(file: SourceFile, **fields: Any) -> dict[str, Any]:

@@ -218,10 +218,14 @@ def test_png_writer_round_trips_rgb_gray_and_padded_rows() -> None:
         assert img.tobytes() == pix.samples
 
 
-def test_two_charts_side_by_side_on_text_page() -> None:
-    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+def _letter_page() -> tuple[pymupdf.Document, pymupdf.Page, pymupdf.Document]:
+    """A new US-letter page, its document (keep it alive) and the vector chart to place on it."""
     doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
+    return doc, doc.new_page(width=612, height=792), pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
+
+
+def test_two_charts_side_by_side_on_text_page() -> None:
+    _doc, page, chart = _letter_page()
     page.insert_textbox(pymupdf.Rect(72, 60, 540, 200), LOREM, fontsize=10)
     page.show_pdf_page(pymupdf.Rect(60, 420, 290, 600), chart, 0)
     page.show_pdf_page(pymupdf.Rect(330, 420, 560, 600), chart, 0)
@@ -243,9 +247,7 @@ def _sidebar_chart_page(path: Path) -> Path:
     """A report page in the style of Pew's: body text in a left column that runs full width below,
     a chart in a right sidebar with a bold title and a small subtitle above it and a small source
     note and credit line below it."""
-    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
-    doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
+    doc, page, chart = _letter_page()
     page.insert_textbox(pymupdf.Rect(72, 90, 370, 330), LOREM, fontsize=11)
     page.insert_textbox(pymupdf.Rect(400, 100, 560, 140), "Revenue rose in every region", fontsize=13)
     page.insert_text((400, 152), "% change on the year", fontsize=9)
@@ -272,9 +274,7 @@ def test_figure_extent_takes_its_title_subtitle_and_source_but_no_body_text(tmp_
 
 
 def test_body_text_right_above_a_figure_stays_out_of_it(tmp_path: Path) -> None:
-    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
-    doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
+    _doc, page, chart = _letter_page()
     page.insert_textbox(pymupdf.Rect(72, 90, 540, 218), LOREM, fontsize=10)  # ends just above the chart
     page.show_pdf_page(pymupdf.Rect(120, 220, 480, 490), chart, 0)
     page.insert_textbox(pymupdf.Rect(72, 500, 540, 700), LOREM, fontsize=10)  # starts just below it
@@ -319,9 +319,7 @@ def test_inline_icons_are_captioned_with_their_sentence(tmp_path: Path) -> None:
 
 
 def test_a_caption_ends_its_figure_and_the_next_figure_keeps_its_title() -> None:
-    chart = pymupdf.open(stream=vector_chart_pdf(), filetype="pdf")
-    doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
+    _doc, page, chart = _letter_page()
     page.insert_textbox(pymupdf.Rect(72, 40, 540, 90), LOREM, fontsize=10)
     page.show_pdf_page(pymupdf.Rect(120, 95, 480, 300), chart, 0)
     page.insert_text((120, 316), "Figure 1: Revenue by region.", fontsize=9)

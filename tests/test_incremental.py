@@ -112,12 +112,13 @@ def test_text_only_then_figures_reingests(docs: Path, tmp_path: Path, embedder) 
     assert "text" in kinds and kinds & {"figure", "page"}
 
 
+@pytest.mark.parametrize("figures", [True, False])  # the version covers page text too
 def test_a_detection_upgrade_reingests_indexed_files(
-    docs: Path, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+    docs: Path, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch, figures: bool
 ) -> None:
     import caprl_index.plan as plan
 
-    settings = Settings(qdrant_path=tmp_path / "q", workers=1, captioner="ocr")
+    settings = Settings(qdrant_path=tmp_path / "q", workers=1, captioner="ocr", figures=figures)
     assert ingest([docs], settings, embedder=embedder).files_indexed == 1
     assert ingest([docs], settings, embedder=embedder).files_indexed == 0  # unchanged: skipped
     monkeypatch.setattr(plan, "DETECTION_VERSION", plan.DETECTION_VERSION + 1)

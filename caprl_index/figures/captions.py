@@ -28,7 +28,6 @@ LABELLED_GAP = 36.0  # ... ("Figure 3:" captions may sit a little further off)
 STACK_GAP = 12.0  # ... and the next block of it at most this far from the previous one
 MAX_EXTENT_BLOCK = 300  # characters: an unlabelled block this long is body text
 ALIGN = 20.0  # an unlabelled block sticks out of the graphic's columns by at most this much
-MARGIN_SHARE = 0.06  # page headers and footers live in the top and bottom 6% of the page
 
 
 def printed_caption(region: BBox, content: PageContent, inside: list[Line]) -> str:
@@ -79,32 +78,36 @@ class _Block:
     bold: bool
 
 
-def figure_extent(graphic: BBox, content: PageContent, taken: set[int], others: Sequence[BBox] = ()) -> BBox:
-    """The graphic grown over the blocks that belong to it: a title and subtitle stacked right above
+def figure_extents(graphics: Sequence[BBox], content: PageContent, taken: set[int]) -> list[BBox]:
+    """Each graphic grown over the blocks that belong to it: a title and subtitle stacked right above
     it, a caption, source line or note right below it.
 
-    A block belongs to the figure when it is labelled ("Figure 3", "Source:") or set apart from body
+    A block belongs to a figure when it is labelled ("Figure 3", "Source:") or set apart from body
     text (another size, or bold) and stays within the graphic's columns. Walking away from the graphic
     stops at the first block that does not belong, so body text is never taken, and at another
-    figure's graphic (`others`); below, a "Figure n" caption ends the figure (only notes may follow).
-    Blocks in `taken` (those of other figures) are left alone; the numbers of the blocks taken here
-    are added to it.
+    figure's graphic; below, a "Figure n" caption ends the figure (only notes may follow). Graphics
+    are served in the order given (top first), and a block goes to one figure only; blocks in `taken`
+    (labels already inside a graphic) go to none.
     """
-    blocks = [b for b in _blocks(content) if b.number not in taken and g.inside_fraction(b.bbox, graphic) < 0.6]
-    low, high = MARGIN_SHARE * content.height, (1 - MARGIN_SHARE) * content.height
-    blocks = [b for b in blocks if b.bbox[1] >= low and b.bbox[3] <= high and _h_overlap(b.bbox, graphic)]
-    below = sorted((b for b in blocks if b.bbox[1] >= graphic[3] - 2), key=lambda b: b.bbox[1])
-    above = sorted((b for b in blocks if b.bbox[3] <= graphic[1] + 2), key=lambda b: -b.bbox[3])
     body = _body_size(content)
-    extent = graphic
-    for side, ordered in (("below", below), ("above", above)):
-        for block in _stacked(side, ordered, graphic, body):
-            grown = g.union([extent, block.bbox])
-            if any(g.overlaps(grown, other) for other in others):
-                break
-            extent = grown
-            taken.add(block.number)
-    return extent
+    blocks = [b for b in _blocks(content) if content.in_body(b.bbox)]
+    extents = []
+    for index, graphic in enumerate(graphics):
+        others = [other for i, other in enumerate(graphics) if i != index]
+        near = [b for b in blocks if b.number not in taken and _h_overlap(b.bbox, graphic)]
+        near = [b for b in near if g.inside_fraction(b.bbox, graphic) < 0.6]
+        below = sorted((b for b in near if b.bbox[1] >= graphic[3] - 2), key=lambda b: b.bbox[1])
+        above = sorted((b for b in near if b.bbox[3] <= graphic[1] + 2), key=lambda b: -b.bbox[3])
+        extent = graphic
+        for side, ordered in (("below", below), ("above", above)):
+            for block in _stacked(side, ordered, graphic, body):
+                grown = g.union([extent, block.bbox])
+                if any(g.overlaps(grown, other) for other in others):
+                    break
+                extent = grown
+                taken.add(block.number)
+        extents.append(extent)
+    return extents
 
 
 def _stacked(side: str, ordered: list[_Block], graphic: BBox, body: float) -> Iterator[_Block]:

@@ -12,6 +12,7 @@ from typing import Any
 from caprl_index.models import BBox
 
 _WHITE = 0.97
+MARGIN_SHARE = 0.06  # page headers and footers live in the top and bottom 6% of the page
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class PageContent:
     @property
     def area(self) -> float:
         return self.width * self.height
+
+    def in_body(self, bbox: BBox) -> bool:
+        """Between the header and footer bands (top and bottom MARGIN_SHARE of the page)."""
+        return MARGIN_SHARE * self.height <= bbox[1] and bbox[3] <= (1 - MARGIN_SHARE) * self.height
 
     @property
     def char_count(self) -> int:

@@ -17,16 +17,14 @@ MIN_ICON_SIDE = 6.0  # smaller pictures are specks
 MAX_ICON_SIDE = 40.0  # bigger pictures are figures of their own (or not inline)
 WORD_GAP = 24.0  # the text on either side of an inline icon is at most this far from it
 ROW_GAP = 10.0  # rows of icon lines closer than this are one region
-MARGIN_SHARE = 0.06  # top and bottom bands of the page: headers and footers
 
 
 def icon_rows(content: PageContent, occupied: list[BBox]) -> list[BBox]:
     """Boxes of the text lines that hold inline icons, adjacent rows merged; none inside `occupied`
     (the page's figures)."""
-    low, high = MARGIN_SHARE * content.height, (1 - MARGIN_SHARE) * content.height
     rows: list[BBox] = []
     for image in content.images:
-        if not _icon_sized(image) or not low <= g.center(image.bbox)[1] <= high:
+        if not _icon_sized(image) or not content.in_body(image.bbox):
             continue
         if any(g.inside_fraction(image.bbox, box) > 0.5 for box in occupied):
             continue

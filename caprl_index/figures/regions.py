@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from caprl_index.figures import geometry as g
-from caprl_index.figures.captions import figure_extent
+from caprl_index.figures.captions import figure_extents
 from caprl_index.figures.content import ImageBox, Line, PageContent, Path
 from caprl_index.figures.icons import icon_rows
 from caprl_index.figures.ink import cluster_labels, is_layout_shading, text_holders
@@ -70,9 +70,8 @@ def find_regions(content: PageContent, skip_xrefs: Collection[int] = ()) -> list
         region.bbox = g.clip(region.bbox, page)
     kept.sort(key=lambda r: (round(r.bbox[1] / 10), r.bbox[0]))
     taken = {ln.block for r in kept for ln in r.lines}
-    for region in kept:
-        others = [r.bbox for r in kept if r is not region]
-        region.extent = g.clip(figure_extent(region.bbox, content, taken, others), page)
+    for region, extent in zip(kept, figure_extents([r.bbox for r in kept], content, taken), strict=True):
+        region.extent = g.clip(extent, page)
     for row in icon_rows(content, [r.extent or r.bbox for r in kept]):
         lines = [ln for ln in content.lines if g.inside_fraction(ln.bbox, row) > 0.6]
         kept.append(Region(row, lines=lines, extent=row, inline=True))
