@@ -107,7 +107,12 @@ class NumpyBertEncoder:
         return self._max_tokens
 
     def tokenizer(self) -> Callable[[str], Sequence[object]]:
-        tok = self._load()[1]
+        """A tokenizer of the caller's own (not the one `embed()` uses: its state is per object)."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.no_truncation()
+        tok.no_padding()
         return lambda text: tok.encode(text, add_special_tokens=False).tokens
 
     def embed(self, texts: list[str]) -> list[list[float]]:

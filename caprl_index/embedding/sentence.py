@@ -70,11 +70,20 @@ class SentenceTransformerEmbedder:
         return int(self._load().max_seq_length)
 
     def tokenizer(self) -> Callable[[str], Sequence[object]]:
+        """A tokenizer of the caller's own: a copy of the model's, never the object `embed()` uses.
+
+        Fast tokenizers keep truncation and padding state on the object; `encode()` sets it and
+        `tokenize()` clears it, so sharing one between the chunking and the embedding thread fails
+        batches at random ("Unable to create tensor ... activate truncation and/or padding").
+        """
+        import copy
         import logging
 
         # Chunk sizing measures long texts on purpose; the tokenizer's "longer than the model" warning is noise.
         logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
-        tok = self._load().tokenizer
+        model = self._load()
+        with self._lock:
+            tok = copy.deepcopy(model.tokenizer)
         return lambda text: tok.tokenize(text)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
