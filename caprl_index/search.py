@@ -23,7 +23,7 @@ from typing import Any
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
 from caprl_index.embedding.query import open_query_encoder
-from caprl_index.store import QdrantStore
+from caprl_index.store import PointFilter, QdrantStore, StoredPoint
 from caprl_index.store.sparse import query_vector
 
 # Fusion constant, ranks counted from 1 (Qdrant counts from 0, so its `Rrf(k=)` is RRF_K + 1: same scores).
@@ -36,18 +36,23 @@ CROSS_KIND_WEIGHT = 0.5  # share of the best chunk of another kind added to a pa
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result with its provenance."""
+    """One search result with its provenance; `as_json()` is an object of `search --json` (design order)."""
 
+    id: str
     score: float
     file_path: str
+    file_name: str
     page: int
+    page_width: float | None
+    page_height: float | None
     kind: str
     figure_type: str | None
     bbox: list[float] | None
+    caption_source: str | None
+    caption_model: str | None
+    image_uri: str | None
+    page_image_uri: str | None
     text: str
-    file_name: str = ""
-    caption_source: str | None = None
-    id: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,7 +77,7 @@ class Searcher:
         self.settings = settings
         # Queries: the NumPy encoder when it can run the configured model (same vectors, no torch import).
         self.embedder = embedder or open_query_encoder(settings) or open_embedder(settings)
-        self.store = store or QdrantStore(settings)
+        self.store = store or QdrantStore(settings, create=False)
 
     def search(
         self,
@@ -85,8 +90,8 @@ class Searcher:
     ) -> list[Hit]:
         """Top-k chunks, or with `group_by_page` the top-k pages (each shown by its best chunk)."""
         flt = self._filter(filters or SearchFilters())
-        if flt is False or not self.store.exists():
-            return []
+        if isinstance(flt, bool) or not self.store.exists():
+            return []  # no file matches the glob
         depth = max(PREFETCH, 10 * k if group_by_page else 4 * k)
         dense, sparse = self.embedder.embed([query])[0], query_vector(query)
         if group_by_page:
@@ -96,20 +101,17 @@ class Searcher:
         points = self.store.query(dense, sparse, limit=k, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
         return [_hit(p) for p in points]
 
-    def _filter(self, f: SearchFilters) -> Any:
-        from qdrant_client import models as m
-
-        must: list[Any] = []
-        if f.kind:
-            must.append(m.FieldCondition(key="kind", match=m.MatchValue(value=f.kind)))
-        if f.page_from is not None or f.page_to is not None:
-            must.append(m.FieldCondition(key="page", range=m.Range(gte=f.page_from, lte=f.page_to)))
+    def _filter(self, f: SearchFilters) -> PointFilter | bool | None:
+        """The store filter for `f`; False when no file matches the glob (nothing can match)."""
+        paths: tuple[str, ...] | None = None
         if f.file_glob:
-            paths = [p for p in self.store.records() if _glob_match(p, f.file_glob)]
+            paths = tuple(p for p in self.store.records() if _glob_match(p, f.file_glob))
             if not paths:
                 return False
-            must.append(m.FieldCondition(key="file_path", match=m.MatchAny(any=paths)))
-        return m.Filter(must=must) if must else None
+        flt = PointFilter(
+            kinds=(f.kind,) if f.kind else None, file_paths=paths, page_from=f.page_from, page_to=f.page_to
+        )
+        return None if flt.empty else flt
 
     def close(self) -> None:
         self.store.close()
@@ -153,17 +155,22 @@ def _glob_match(path: str, pattern: str) -> bool:
     return fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(path, f"*{pattern}")
 
 
-def _hit(point: Any) -> Hit:
-    p = point.payload or {}
+def _hit(point: StoredPoint) -> Hit:
+    p = point.payload
     return Hit(
+        id=point.id,
         score=float(point.score),
         file_path=p.get("file_path", ""),
+        file_name=p.get("file_name", ""),
         page=int(p.get("page", 0)),
+        page_width=p.get("page_width"),
+        page_height=p.get("page_height"),
         kind=p.get("kind", ""),
         figure_type=p.get("figure_type"),
         bbox=p.get("bbox"),
-        text=p.get("text", ""),
-        file_name=p.get("file_name", ""),
         caption_source=p.get("caption_source"),
-        id=str(point.id),
+        caption_model=p.get("caption_model"),
+        image_uri=p.get("image_uri"),
+        page_image_uri=p.get("page_image_uri"),
+        text=p.get("text", ""),
     )

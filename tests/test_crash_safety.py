@@ -39,16 +39,11 @@ def _killed_ingest(docs: Path, qdrant: Path, after_s: float) -> None:
 
 
 def _points(qdrant: Path) -> dict[str, tuple[str, str]]:
-    from qdrant_client import QdrantClient
+    from caprl_index.config import Settings
+    from caprl_index.testing.index import all_points
 
-    client = QdrantClient(path=str(qdrant))
-    try:
-        if not client.collection_exists("caprl"):
-            return {}
-        pts, _ = client.scroll("caprl", limit=100_000, with_payload=["file_name", "file_sha256"])
-        return {str(p.id): (p.payload["file_name"], p.payload["file_sha256"]) for p in pts}
-    finally:
-        client.close()
+    points = all_points(Settings(qdrant_path=qdrant))
+    return {p.id: (p.payload["file_name"], p.payload["file_sha256"]) for p in points}
 
 
 def _timed_ingest(docs: Path, qdrant: Path) -> float:

@@ -11,6 +11,7 @@ import pytest
 from caprl_index.config import Settings
 from caprl_index.pipeline import IngestOptions, ingest
 from caprl_index.store import QdrantStore
+from caprl_index.testing.index import all_points
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
@@ -41,12 +42,7 @@ class CountingEmbedder:
 
 
 def _payloads(settings: Settings) -> list[dict]:
-    store = QdrantStore(settings)
-    try:
-        points, _ = store.client.scroll(settings.collection, limit=10_000, with_payload=True)
-        return [p.payload for p in points]
-    finally:
-        store.close()
+    return [p.payload for p in all_points(settings)]
 
 
 @pytest.fixture

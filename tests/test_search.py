@@ -10,7 +10,7 @@ import pytest
 from caprl_index.config import Settings
 from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
 from caprl_index.search import PREFETCH, RRF_K, Hit, Searcher, SearchFilters, _hit, fuse_chunks, fuse_pages
-from caprl_index.store import QdrantStore, payload, point_id
+from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector, query_vector
 
 # (file name, page, kind, text): two reports and a deck, a few pages each.
@@ -72,11 +72,14 @@ def build_collection(settings: Settings, embedder, folder: Path) -> None:
     try:
         store.ensure_collection(embedder.dim)
         store.upsert(
-            [(point_id(c), v, document_vector(c.text), payload(c)) for c, v in zip(chunks, vectors, strict=True)]
+            [
+                NewPoint(point_id(c), v, document_vector(c.text), payload(c))
+                for c, v in zip(chunks, vectors, strict=True)
+            ]
         )
         for name in sorted({c.file.name for c in chunks}):
             src = source(folder, name)
-            store.put_record({"file_path": src.path, "file_sha256": src.sha256, "complete": True})
+            store.put_record(FileRecord(file_path=src.path, file_sha256=src.sha256, complete=True))
     finally:
         store.close()
 
@@ -161,7 +164,11 @@ def test_group_by_page_returns_each_page_once_with_its_best_chunk(searcher: Sear
 
 
 def hit(page: int, kind: str, n: int) -> Hit:
-    return Hit(score=0.0, file_path="/d/r.pdf", page=page, kind=kind, figure_type=None, bbox=None, text="", id=f"{n}")
+    return Hit(
+        id=f"{n}", score=0.0, file_path="/d/r.pdf", file_name="r.pdf", page=page, page_width=612, page_height=792,
+        kind=kind, figure_type=None, bbox=None, caption_source=None, caption_model=None, image_uri=None,
+        page_image_uri=None, text="",
+    )  # fmt: skip
 
 
 def test_page_fusion_rewards_a_page_whose_text_and_figure_both_match() -> None:

@@ -9,7 +9,7 @@ import pytest
 from caprl_index.config import Settings
 from caprl_index.errors import StoreError
 from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
-from caprl_index.store import QdrantStore, payload, point_id
+from caprl_index.store import FileRecord, NewPoint, PointFilter, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector, query_vector, tokenize
 
 CONTRACT_KEYS = {
@@ -80,8 +80,8 @@ def store(tmp_path: Path) -> QdrantStore:
     s.close()
 
 
-def _points(chunks: list[Chunk], vec: list[float]) -> list:
-    return [(point_id(c), vec, document_vector(c.text), payload(c)) for c in chunks]
+def _points(chunks: list[Chunk], vec: list[float]) -> list[NewPoint]:
+    return [NewPoint(point_id(c), vec, document_vector(c.text), payload(c)) for c in chunks]
 
 
 def test_replace_file_deletes_only_stale_points(store: QdrantStore) -> None:
@@ -89,14 +89,14 @@ def test_replace_file_deletes_only_stale_points(store: QdrantStore) -> None:
     store.upsert(_points([text_chunk(0), text_chunk(1), text_chunk(0, other)], [1, 0, 0, 0]))
     store.upsert(_points([text_chunk(1), text_chunk(2)], [1, 0, 0, 0]))  # new version: chunks 1 and 2
     store.delete_stale(SRC.path, [point_id(text_chunk(1)), point_id(text_chunk(2))])
-    assert store.count(file_path=SRC.path) == 2
-    assert store.count(file_path=other.path) == 1  # another file is never touched
+    assert store.count(PointFilter(file_paths=(SRC.path,))) == 2
+    assert store.count(PointFilter(file_paths=(other.path,))) == 1  # another file is never touched
 
 
 def test_records_roundtrip_and_delete_file(store: QdrantStore) -> None:
     store.upsert(_points([text_chunk(0)], [0, 1, 0, 0]))
-    store.put_record({"file_path": SRC.path, "file_sha256": SRC.sha256, "complete": True})
-    assert store.records()[SRC.path]["file_sha256"] == SRC.sha256
+    store.put_record(FileRecord(file_path=SRC.path, file_sha256=SRC.sha256, complete=True, points=1))
+    assert store.records()[SRC.path].file_sha256 == SRC.sha256
     store.delete_file(SRC.path)
     assert store.count() == 0 and store.records() == {}
 
@@ -127,9 +127,9 @@ def test_dimension_mismatch_is_a_clear_error(store: QdrantStore) -> None:
 def test_locked_folder_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(qdrant_path=tmp_path / "q")
     first = QdrantStore(settings)
-    first.client  # noqa: B018 - opens and locks the folder
+    first.engine  # noqa: B018 - opens and locks the folder
     try:
         with pytest.raises(StoreError, match="in use by another"):
-            QdrantStore(settings).client  # noqa: B018
+            QdrantStore(settings).engine  # noqa: B018
     finally:
         first.close()

@@ -1,6 +1,19 @@
-"""Qdrant storage for chunks and file records."""
+"""Qdrant storage for chunks and file records: one interface (`QdrantStore`) over the Qdrant engines."""
 
+from caprl_index.store.engine import DENSE, SPARSE, NewPoint, PointFilter, StoredPoint
 from caprl_index.store.payload import document_id, payload, point_id
-from caprl_index.store.qdrant import DENSE, SPARSE, QdrantStore
+from caprl_index.store.qdrant import QdrantStore
+from caprl_index.store.records import FileRecord
 
-__all__ = ["DENSE", "SPARSE", "QdrantStore", "document_id", "payload", "point_id"]
+__all__ = [
+    "DENSE",
+    "SPARSE",
+    "FileRecord",
+    "NewPoint",
+    "PointFilter",
+    "QdrantStore",
+    "StoredPoint",
+    "document_id",
+    "payload",
+    "point_id",
+]

@@ -93,6 +93,10 @@ class Engine(Protocol):
         """Create the points collection (vectors, payload indexes) and the records collection if absent."""
         ...
 
+    def ensure_records(self) -> None:
+        """Create the records collection if absent (failures are recorded before the model has loaded)."""
+        ...
+
     def dense_size(self) -> int | None:
         """Size of the `text-dense` vector of the existing collection; None when it has no such vector."""
         ...

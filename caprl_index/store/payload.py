@@ -11,8 +11,7 @@ import uuid
 from typing import Any
 
 from caprl_index.models import Chunk
-
-NAMESPACE = uuid.UUID("5b0c7f3e-2f52-4d0e-9a57-8a1b6c0e4c11")
+from caprl_index.store.engine import NAMESPACE
 
 # Keys that help filtering and provenance but only add noise to an embedding or an LLM prompt.
 _HIDDEN_KEYS = [
