@@ -129,7 +129,7 @@ def indexed_queries(
     for name in names:
         store = QdrantStore(settings_for(root, name))
         try:
-            files = {path for path, rec in store.records().items() if rec.get("complete")}
+            files = {path for path, rec in store.records().items() if rec.complete}
         finally:
             store.close()
         held = files if held is None else held & files

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from caprl_index import __version__
 from caprl_index.config import Settings
 from caprl_index.errors import CaprlError, ConfigError
+from caprl_index.terminal import json_text, safe
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -32,22 +33,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,  # rebind to the current stderr on every call (tests, embedding in other programs)
     )
-    _quiet_libraries()
+    _quiet_libraries(verbose=args.verbose)
     try:
         settings = settings_from_args(args)
         return int(args.func(args, settings))
     except CaprlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(exc, newlines=True)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted: the index holds every file completed so far; run ingest again to finish", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback with -v
+        logging.getLogger("caprl_index").debug("internal error", exc_info=True)
+        print(
+            f"error: internal error ({type(exc).__name__}: {safe(exc)}); nothing indexed was lost. "
+            "Run again with -v for the details and report it.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags override environment, which overrides caprl-index.toml, which overrides defaults."""
-    if getattr(args, "config", None):
-        os.environ["CAPRL_CONFIG"] = args.config
     flags = {
         "vllm_url": args.vllm_url,
         "qdrant_url": args.qdrant_url,
@@ -61,7 +68,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if getattr(args, "no_figures", False):
         flags["figures"] = False
     try:
-        return Settings(**{k: v for k, v in flags.items() if v is not None})
+        config = Path(args.config) if getattr(args, "config", None) else None
+        return Settings.load(config, **{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
@@ -90,17 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
-    for name in ("httpx", "openai", "sentence_transformers", "transformers", "qdrant_client"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+def _quiet_libraries(*, verbose: bool = False) -> None:
+    # One "HTTP Request: POST ..." line per caption would scroll over the progress bar; -v shows them.
+    level = logging.DEBUG if verbose else logging.WARNING
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "sentence_transformers", "qdrant_client"):
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("transformers").setLevel(logging.WARNING)
     # The chunker measures long texts with the model's tokenizer on purpose; its length warning is noise.
     logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,14 +24,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--recaption", action="store_true", help="re-caption figures made with an older prompt")
     p.add_argument("--strict", action="store_true", help="stop at the first file that fails")
     p.add_argument("--shard", metavar="I/N", help="ingest only this machine's part of the files (1-based)")
-    p.add_argument("--shards", type=int, help="shard_number when the collection is created")
-    p.add_argument("--replication-factor", type=int, help="replication_factor when the collection is created")
-    p.add_argument("--workers", type=int, help="parser processes (default: CPUs)")
+    p.add_argument("--shards", type=_positive, help="shard_number when the collection is created")
+    p.add_argument("--replication-factor", type=_positive, help="replication_factor when the collection is created")
+    p.add_argument("--workers", type=_positive, help="parser processes (default: CPUs)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", parents=[common], help="search the collection")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=10, help="results [10]")
+    p.add_argument("-k", type=_positive, default=10, help="results [10]")
     p.add_argument("--kind", choices=["text", "figure", "page"])
     p.add_argument("--file", dest="file_glob", metavar="GLOB", help="only files whose path or name matches")
     p.add_argument("--pages", metavar="A-B", help="page range, e.g. 3-10")
@@ -59,9 +59,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("eval", parents=[common], help="page-level retrieval metrics for a JSONL of questions")
     p.add_argument("queries", metavar="QUERIES.jsonl")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_positive, default=10)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+
+def _positive(value: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not allowed: give 1 or more")
+    return number
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,37 +98,40 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.report import print_hits
     from caprl_index.search import Searcher, SearchFilters
 
+    if not args.query.strip():
+        raise ConfigError('the query is empty: give the words to search for, e.g. caprl-index search "solar prices"')
     lo, hi = _page_range(args.pages)
     filters = SearchFilters(kind=args.kind, file_glob=args.file_glob, page_from=lo, page_to=hi)
     searcher = Searcher(settings)
     try:
-        if not searcher.store.exists():
-            raise ConfigError(
-                f"collection {settings.collection!r} does not exist in {searcher.store.describe()}: "
-                "run `caprl-index ingest PATH` first"
-            )
+        searcher.store.require()
         hits = searcher.search(
             args.query, k=args.k, filters=filters, group_by_page=args.group_by == "page", hybrid=not args.dense_only
         )
     finally:
         searcher.close()
     if args.json:
-        keys = ("score", "file_path", "page", "kind", "figure_type", "bbox", "text")
-        print_json([{k: h.as_json()[k] for k in keys} for h in hits])
+        print_json([h.as_json() for h in hits])
     else:
         print_hits(hits)
     return EXIT_OK
 
 
 def _page_range(spec: str | None) -> tuple[int | None, int | None]:
-    if not spec:
+    """``A-B``, ``A-``, ``-B`` or ``A`` (1-based, inclusive) as (first, last); a usage error otherwise."""
+    if spec is None:
         return None, None
     try:
-        lo, sep, hi = spec.partition("-")
+        lo, sep, hi = spec.strip().partition("-")
         first = int(lo) if lo else None
-        return first, ((int(hi) if hi else None) if sep else first)
+        last = (int(hi) if hi else None) if sep else first
     except ValueError:
-        raise ConfigError(f"--pages {spec!r}: expected A-B, A- or A (1-based)") from None
+        raise ConfigError(f"--pages {spec!r}: expected A-B, A-, -B or A (pages count from 1)") from None
+    if (first is None and last is None) or any(n is not None and n < 1 for n in (first, last)):
+        raise ConfigError(f"--pages {spec!r}: pages count from 1; expected A-B, A-, -B or A")
+    if first is not None and last is not None and first > last:
+        raise ConfigError(f"--pages {spec!r}: the range is backwards; did you mean {last}-{first}?")
+    return first, last
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -125,7 +139,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.report import collection_status, print_status
     from caprl_index.store import QdrantStore
 
-    store = QdrantStore(settings)
+    store = QdrantStore(settings, create=False)
     try:
         status = collection_status(store)
     finally:
@@ -135,20 +149,22 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from caprl_index.sources.discover import absolute
     from caprl_index.store import QdrantStore
+    from caprl_index.terminal import safe
 
-    targets = [str(Path(p).expanduser().resolve()) for p in args.paths]
-    store = QdrantStore(settings)
+    targets = [str(absolute(p)) for p in args.paths]
+    store = QdrantStore(settings, create=False)
     try:
         records = store.records()
         doomed = [p for p in records if any(p == t or p.startswith(t.rstrip("/") + "/") for t in targets)]
         for path in doomed:
             store.delete_file(path)
-            print(f"deleted {path}")
+            print(f"deleted {safe(path)}")
     finally:
         store.close()
     if not doomed:
-        print("nothing indexed under " + ", ".join(targets), file=sys.stderr)
+        print("nothing indexed under " + ", ".join(safe(t) for t in targets), file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -205,6 +221,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     queries = load_queries(args.queries)
     searcher = Searcher(settings)
     try:
+        searcher.store.require()
         metrics = evaluate(searcher, queries, k=args.k)
     finally:
         searcher.close()

@@ -6,7 +6,9 @@ Secrets (API keys) come from the environment or the file, never from the command
 
 from __future__ import annotations
 
+import difflib
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,14 +21,40 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from caprl_index.errors import ConfigError
+
 CONFIG_FILE_ENV = "CAPRL_CONFIG"
 DEFAULT_CONFIG_FILE = "caprl-index.toml"
 PROMPT = "Please describe this image in detail."
 DEFAULT_MAX_PIXELS = 1_003_520
 
 
+# The file a `Settings.load(config_file=...)` call reads; scoped to that call (no process-wide switch).
+_explicit_file: ContextVar[Path | None] = ContextVar("caprl_config_file", default=None)
+
+
 def _config_file() -> Path:
-    return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+    return _explicit_file.get() or Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+
+
+class _CheckedToml(TomlConfigSettingsSource):
+    """caprl-index.toml with its mistakes reported: unreadable TOML and unknown keys name the file and key."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self._path = path
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except (ValueError, OSError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+            raise ConfigError(f"{path}: not a readable TOML file ({exc}); fix or remove it") from None
+        known = set(settings_cls.model_fields)
+        for key in self.toml_data:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(
+                    f"{path}: unknown setting {key!r}; {hint}settings are the CAPRL_* names in lower case "
+                    "(see the README's Configuration table)"
+                )
 
 
 class Settings(BaseSettings):
@@ -110,8 +138,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, _CheckedToml(settings_cls, _config_file()))
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **values: Any) -> Settings:
+        """Settings from `values` (flags) > environment > `config_file` (else CAPRL_CONFIG / ./caprl-index.toml)."""
+        if config_file is not None and not config_file.is_file():
+            raise ConfigError(f"--config {config_file}: no such file")
+        token = _explicit_file.set(config_file)
+        try:
+            return cls(**values)
+        finally:
+            _explicit_file.reset(token)
 
     @property
     def index_dir(self) -> Path:

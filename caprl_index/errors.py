@@ -3,7 +3,8 @@
     CaprlError
     ├── ConfigError              bad option or configuration value (CLI exit 2)
     ├── CaptionerUnavailable     vLLM required but unreachable / model not served (exit 2)
-    ├── StoreError               Qdrant unreachable, collection mismatch, folder locked (exit 2)
+    ├── StoreError               Qdrant unreachable, collection mismatch, folder locked or damaged (exit 2)
+    ├── EmbeddingFailed          the embedding server failed on one batch after retries (that file fails)
     └── DocumentError            one input file cannot be read (collected per file, exit 1)
         ├── UnsupportedFile      extension/content not supported
         ├── EncryptedFile        password-protected PDF
@@ -29,6 +30,10 @@ class CaptionerUnavailable(CaprlError):
 
 class StoreError(CaprlError):
     """The Qdrant store cannot be opened or used."""
+
+
+class EmbeddingFailed(CaprlError):
+    """The embedding server failed on one batch after its retries; that batch's file fails, the run goes on."""
 
 
 class DocumentError(CaprlError):

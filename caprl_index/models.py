@@ -149,5 +149,8 @@ class RunStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latencies: list[float] = field(default_factory=list)
+    caption_errors: dict[str, int] = field(default_factory=dict)  # failed captions by kind of failure
+    caption_error_samples: dict[str, str] = field(default_factory=dict)  # one full reason per kind
     failures: list[FileFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    captioner: str = ""  # what captioned this run: vllm, ocr (also auto's fallback), none

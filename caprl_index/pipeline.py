@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 from caprl_index.chunking import Chunker
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
-from caprl_index.errors import CaprlError, DocumentError
+from caprl_index.errors import CaprlError, ConfigError, DocumentError, EmbeddingFailed
 from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, plan_files
 from caprl_index.progress import Reporter
-from caprl_index.store import QdrantStore, payload, point_id
+from caprl_index.report import failure_kind
+from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector
 from caprl_index.workers import SplitPool, parse_batch
 
@@ -90,7 +91,14 @@ class _Run:
         self.stats.files_seen = plan.seen
         self.stats.files_skipped = len(plan.skipped)
         for failure in plan.failures:
+            # Recorded even in a new index (before the model has loaded): `status` lists every failure.
+            await self._in_store(self._record_failure, failure.path, None, failure.reason)
             self._fail(failure.path, failure.reason)
+        if plan.repaired:
+            self._warn_once(
+                f"{len(plan.repaired)} file(s) had lost points (storage lost, or deleted through LlamaIndex): "
+                "re-indexing them"
+            )
         for path in plan.prune:
             await self._in_store(self.store.delete_file, path)
             self.stats.files_pruned += 1
@@ -101,6 +109,7 @@ class _Run:
             from caprl_index.captioning import open_captioner
 
             self.captioner = await open_captioner(self.settings, warn=self._warn_once)
+            self.stats.captioner = _captioner_source(self.captioner)
             if self._captions_upgradable():
                 # Figures indexed with OCR text earlier (or with an old prompt): caption them now.
                 todo += plan.pending + plan.stale_prompt
@@ -122,7 +131,10 @@ class _Run:
 
     async def _load_model(self) -> Chunker:
         """Load the embedding model, create the collection with its size, and build the chunker."""
-        dim = await self._in_embed(lambda: self.embedder.dim)
+        try:
+            dim = await self._in_embed(lambda: self.embedder.dim)
+        except EmbeddingFailed as exc:  # unreachable at the start: a configuration problem, not a file's
+            raise ConfigError(f"{exc}. Check CAPRL_EMBED_URL / CAPRL_EMBED_API_KEY.") from exc
         await self._in_store(self.store.ensure_collection, dim)
         self.chunker = Chunker(
             chunk_size=self.settings.chunk_size,
@@ -133,9 +145,7 @@ class _Run:
         return self.chunker
 
     def _captions_upgradable(self) -> bool:
-        from caprl_index.captioning.base import NoneCaptioner, OcrCaptioner
-
-        return not isinstance(self.captioner, (OcrCaptioner, NoneCaptioner))
+        return _captioner_source(self.captioner) == "vllm"
 
     async def _guarded_file(self, file: SourceFile) -> None:
         async with self._file_slots:
@@ -143,6 +153,10 @@ class _Run:
                 await self._process_file(file)
             except DocumentError as exc:
                 await self._file_failed(file, exc.reason)
+                if self.options.strict:
+                    raise
+            except EmbeddingFailed as exc:
+                await self._file_failed(file, f"{exc}; the next ingest retries it")
                 if self.options.strict:
                     raise
             except CaprlError:
@@ -154,7 +168,7 @@ class _Run:
 
     async def _file_failed(self, file: SourceFile, reason: str) -> None:
         await self._in_store(self._discard_partial, file)
-        await self._in_store(self._record_failure, file, reason)
+        await self._in_store(self._record_failure, file.path, file, reason)
         self._fail(file.path, reason)
 
     async def _process_file(self, file: SourceFile) -> None:
@@ -207,7 +221,8 @@ class _Run:
         ids = [point_id(c) for c in chunks]
         vectors = await self._vectors(ids, [c.text for c in chunks])
         points = [
-            (pid, vec, document_vector(c.text), payload(c)) for pid, vec, c in zip(ids, vectors, chunks, strict=True)
+            NewPoint(pid, vec, document_vector(c.text), payload(c))
+            for pid, vec, c in zip(ids, vectors, chunks, strict=True)
         ]
         await self._in_store(self.store.upsert, points)
         return ids
@@ -236,25 +251,31 @@ class _Run:
         self._count_file(page_count, len(ids), captions)
         self.reporter.file_done(file.path, True, f"{page_count} pages, {len(captions)} figures")
 
-    def _record(self, file: SourceFile, page_count: int, points: int, captions: list[Caption]) -> dict:
-        from caprl_index.plan import fingerprint, record_for
+    def _record(self, file: SourceFile, page_count: int, points: int, captions: list[Caption]) -> FileRecord:
+        from caprl_index.plan import file_stat, fingerprint
 
         sources: dict[str, int] = {}
+        errors: dict[str, int] = {}
         for c in captions:
             sources[c.source] = sources.get(c.source, 0) + 1
-        wanted_vllm = self.settings.captioner in ("auto", "vllm")
-        pending = sum(1 for c in captions if c.source == "ocr") if wanted_vllm else 0
-        prompt = next((c.prompt_version for c in captions if c.source == "vllm"), None)
-        errors = sorted({c.error for c in captions if c.error})[:5]
-        return record_for(
-            file,
+            if c.error:
+                kind = failure_kind(c.error)
+                errors[kind] = errors.get(kind, 0) + 1
+        st = file_stat(file.path)
+        return FileRecord(
+            file_path=file.path,
+            file_sha256=file.sha256,
+            size=file.size,
+            mtime_ns=st.st_mtime_ns if st else None,
+            complete=True,
             page_count=page_count,
             points=points,
             figures=len(captions),
             caption_sources=sources,
-            captions_pending=pending,
-            prompt_version=prompt,
+            # Figures without a vLLM caption (OCR text, or none asked for) can always be captioned later.
+            captions_pending=sum(1 for c in captions if c.source != "vllm"),
             caption_errors=errors,
+            prompt_version=next((c.prompt_version for c in captions if c.source == "vllm"), None),
             fingerprint=fingerprint(self.settings, self.embedder.name),
         )
 
@@ -266,7 +287,11 @@ class _Run:
         s.figures += len(captions)
         for c in captions:
             s.captions_by_source[c.source] = s.captions_by_source.get(c.source, 0) + 1
-            s.caption_failures += bool(c.error)
+            if c.error:
+                s.caption_failures += 1
+                kind = failure_kind(c.error)
+                s.caption_errors[kind] = s.caption_errors.get(kind, 0) + 1
+                s.caption_error_samples.setdefault(kind, c.error)
             s.truncated_captions += c.truncated
             s.cache_hits += c.cached
             s.prompt_tokens += c.prompt_tokens
@@ -274,35 +299,23 @@ class _Run:
             if c.source == "vllm" and not c.cached:
                 s.latencies.append(c.latency_s)
 
-    def _record_failure(self, file: SourceFile, reason: str) -> None:
+    def _record_failure(self, path: str, file: SourceFile | None, reason: str) -> None:
         """Remember the failure for `status`; an older complete version keeps its record (and its points)."""
-        if not self.store.exists():
-            return
-        record = self.store.get_record(file.path)
-        if record and record.get("complete") and record.get("file_sha256") != file.sha256:
-            record.update(last_error=reason, last_error_sha256=file.sha256)
+        self.store.ensure_records()  # a file may fail before the collections exist (model still loading)
+        record = self.store.get_record(path)
+        sha = file.sha256 if file else ""
+        if record and record.complete and record.file_sha256 != sha:
+            record.last_error, record.last_error_sha256 = reason, sha
         else:
-            from caprl_index.plan import record_for
-
-            record = record_for(file, complete=False, error=reason)
+            record = FileRecord(file_path=path, file_sha256=sha, size=file.size if file else 0, error=reason)
         self.store.put_record(record)
 
     def _discard_partial(self, file: SourceFile) -> None:
         """Remove the points a failed attempt wrote for this version; an older complete version stays."""
-        if not self.store.exists():
-            return
-        from qdrant_client import models as m
-
-        flt = m.Filter(
-            must=[
-                m.FieldCondition(key="file_path", match=m.MatchValue(value=file.path)),
-                m.FieldCondition(key="file_sha256", match=m.MatchValue(value=file.sha256)),
-            ]
-        )
         record = self.store.get_record(file.path)
-        if record and record.get("complete") and record.get("file_sha256") == file.sha256:
+        if record and record.complete and record.file_sha256 == file.sha256:
             return  # the same version is indexed completely; what we wrote overwrote it by id
-        self.store.client.delete(self.store.collection, m.FilterSelector(filter=flt), wait=True)
+        self.store.delete_version(file.path, file.sha256)
 
     def _fail(self, path: str, reason: str) -> None:
         self.stats.files_failed += 1
@@ -339,6 +352,15 @@ class _BatchResult:
     ids: list[str]
     pages: int
     captions: list[Caption]
+
+
+def _captioner_source(captioner: Any) -> str:
+    """The caption_source a captioner writes: vllm, ocr or none."""
+    from caprl_index.captioning.base import NoneCaptioner, OcrCaptioner
+
+    if isinstance(captioner, OcrCaptioner):
+        return "ocr"
+    return "none" if isinstance(captioner, NoneCaptioner) else "vllm"
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

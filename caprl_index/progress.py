@@ -6,6 +6,8 @@ import logging
 import sys
 from typing import Any
 
+from caprl_index.terminal import markup, safe
+
 log = logging.getLogger("caprl_index")
 
 
@@ -16,7 +18,7 @@ class Reporter:
         log.info("ingesting %d file(s)", files)
 
     def file_started(self, path: str, pages: int) -> None:
-        log.info("%s: %d page(s)", path, pages)
+        log.info("%s: %d page(s)", safe(path), pages)
 
     def pages_done(self, n: int, figures: int) -> None:
         pass
@@ -25,10 +27,13 @@ class Reporter:
         pass
 
     def file_done(self, path: str, ok: bool, detail: str = "") -> None:
-        log.info("%s: %s%s", path, "indexed" if ok else "FAILED", f" ({detail})" if detail else "")
+        if ok:
+            log.info("%s: indexed%s", safe(path), f" ({safe(detail)})" if detail else "")
+        else:
+            log.warning("%s: FAILED (%s)", safe(path), safe(detail))
 
     def warn(self, message: str) -> None:
-        log.warning("%s", message)
+        log.warning("%s", safe(message, newlines=True))
 
     def stop(self) -> None:
         pass
@@ -76,10 +81,10 @@ class RichReporter(Reporter):
     def file_done(self, path: str, ok: bool, detail: str = "") -> None:
         self._progress.advance(self._tasks["files"], 1)
         if not ok:
-            self.console.print(f"[red]failed[/red] {path}: {detail}")
+            self.console.print(f"[red]failed[/red] {markup(path)}: {markup(detail)}")
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}")
+        self.console.print(f"[yellow]warning:[/yellow] {markup(message, newlines=True)}")
 
     def stop(self) -> None:
         self._progress.stop()

@@ -9,9 +9,13 @@ back after each batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -34,12 +38,18 @@ class SplitPool:
         loop = asyncio.get_running_loop()
         pool = self._pool
         try:
-            return await loop.run_in_executor(pool, fn, *args)
+            with sigint_blocked():
+                job = loop.run_in_executor(pool, fn, *args)
+            return await job
         except BrokenExecutor:
             self._replace(pool)
-        isolated = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        isolated = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init, initargs=(os.getpid(),)
+        )
         try:
-            return await loop.run_in_executor(isolated, fn, *args)
+            with sigint_blocked():
+                job = loop.run_in_executor(isolated, fn, *args)
+            return await job
         except BrokenExecutor:
             reason = "the parser process crashed on this file; it is damaged or hostile: re-export it"
             raise CorruptFile(_file_of(args), reason) from None
@@ -57,14 +67,52 @@ class SplitPool:
 
 def make_pool(workers: int) -> Executor:
     """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
-    if workers <= 1 or os.environ.get("CAPRL_NO_PROCESSES") == "1":
+    if workers <= 1:
         return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
     # spawn, not fork: the parent holds torch's threads and an open Qdrant store.
     # Workers are recycled now and then: native libraries (MuPDF, ONNX Runtime) fragment the heap
     # on large pages, and a fresh process is the only reliable way to hand that memory back.
     return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=WORKER_TASKS
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=WORKER_TASKS,
+        initializer=worker_init,
+        initargs=(os.getpid(),),
     )
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while it submits: workers it spawns (and the pool's management thread,
+    which spawns replacements) inherit the mask, so a Ctrl-C never interrupts a worker, not even while it
+    is still importing. The parent handles Ctrl-C; a signal arriving meanwhile is delivered on exit."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def worker_init(parent_pid: int) -> None:
+    """Set up a parser process: Ctrl-C is the parent's to handle, and the worker dies with its parent.
+
+    The terminal sends SIGINT to the whole process group; the parent shuts the pool down, so workers
+    ignore it (no traceback from every worker; `sigint_blocked` covers the start-up before this runs).
+    A parent killed outright (SIGKILL, OOM) cannot tell its workers, so each watches for it and exits.
+    (PR_SET_PDEATHSIG would fire when the *thread* that spawned the worker ends, which for a recycled
+    worker is the pool's management thread.)
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="caprl-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval_s)
+    os._exit(1)
 
 
 def parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:

@@ -25,15 +25,17 @@ PAYLOAD_KEYS = {
 }  # fmt: skip
 
 
-def scroll_all(qdrant_path: Path, collection: str = "caprl") -> list[Any]:
-    from qdrant_client import QdrantClient
+SEARCH_JSON_KEYS = [
+    "id", "score", "file_path", "file_name", "page", "page_width", "page_height", "kind", "figure_type", "bbox",
+    "caption_source", "caption_model", "image_uri", "page_image_uri", "text",
+]  # fmt: skip
 
-    client = QdrantClient(path=str(qdrant_path))
-    try:
-        points, _ = client.scroll(collection, limit=10_000, with_payload=True)
-        return points
-    finally:
-        client.close()
+
+def scroll_all(qdrant_path: Path, collection: str = "caprl") -> list[Any]:
+    from caprl_index.config import Settings
+    from caprl_index.testing.index import all_points
+
+    return all_points(Settings(qdrant_path=qdrant_path, collection=collection))
 
 
 def run_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -75,10 +77,13 @@ def test_ingest_succeeds_and_captions_every_figure_with_vllm(indexed: dict) -> N
     assert len({(f["file_name"], f["page"], f["image_sha256"]) for f in figures}) >= 8
     assert all(f["caption_source"] == "vllm" and f["caption_model"] == "caprl" for f in figures)
     assert all(f["prompt_version"] for f in figures)
-    # The caption stored is the one the server wrote for exactly this crop (its id is in the caption).
+    # Each figure got its own caption: the one the server wrote for exactly its crop (the fake model puts
+    # the id of the image it received in the caption; crops are sent as rendered, within the budget).
+    sent = {r.image_sha256 for r in indexed["server"].chat_requests if r.outcome in ("ok", "length")}
     for f in figures:
         if f["chunk_index"] == 0:
-            assert f["image_sha256"][:12] in f["text"] or "image" in f["text"].lower()
+            assert f["image_sha256"] in sent
+            assert f"image id {f['image_sha256'][:12]}" in f["text"], f["text"][:200]
 
 
 def test_every_point_carries_the_payload_contract(indexed: dict) -> None:
@@ -135,7 +140,7 @@ def test_search_returns_the_charts_page_first(
     code, out, _ = run_cli(capsys, "search", query, "--json", "-k", "5")
     hits = json.loads(out)
     assert code == 0 and hits
-    assert set(hits[0]) == {"score", "file_path", "page", "kind", "figure_type", "bbox", "text"}
+    assert list(hits[0]) == SEARCH_JSON_KEYS  # the design's objects, in its order
     assert (Path(hits[0]["file_path"]).name, hits[0]["page"]) == (file, page)
 
 

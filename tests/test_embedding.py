@@ -66,6 +66,7 @@ def test_other_models_fall_back_to_the_full_embedder(tmp_path: Path) -> None:
 
 def test_search_encodes_queries_without_importing_torch(tmp_path: Path) -> None:
     """What makes `caprl-index search` start in seconds: no torch / sentence-transformers import."""
+    (tmp_path / "q").mkdir()  # an empty index folder: nothing to find
     code = (
         "import sys\n"
         "from caprl_index.config import Settings\n"

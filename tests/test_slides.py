@@ -27,7 +27,7 @@ from pptx.enum.chart import XL_CHART_TYPE
 from pptx.util import Inches
 
 from caprl_index.config import Settings
-from caprl_index.errors import CorruptFile, EncryptedFile, UnsupportedFile
+from caprl_index.errors import ConfigError, CorruptFile, EncryptedFile, UnsupportedFile
 from caprl_index.models import SourceFile
 from caprl_index.sources.base import PreparedDocument
 from caprl_index.sources.discover import source_file
@@ -188,8 +188,13 @@ def test_fallback_maps_group_children_to_slide_points(tmp_path: Path) -> None:
 
 def test_soffice_env_none_disables_rendering(monkeypatch: pytest.MonkeyPatch, deck: SourceFile, tmp_path: Path) -> None:
     monkeypatch.setenv("CAPRL_SOFFICE", "none")
-    assert find_soffice() is None
+    assert find_soffice(Settings().soffice) is None
     assert prepare_slides(deck, Settings(), tmp_path).warnings == (NO_SOFFICE_WARNING,)
+
+
+def test_a_missing_soffice_is_a_configuration_error_not_a_corrupt_deck(deck: SourceFile, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CAPRL_SOFFICE='/no/soffice': no such program"):
+        prepare_slides(deck, Settings(soffice="/no/soffice"), tmp_path)
 
 
 @pytest.mark.parametrize("suffix", [".ppt", ".odp", ".key"])
@@ -271,7 +276,7 @@ def test_soffice_that_writes_nothing_is_a_clear_error(deck: SourceFile, tmp_path
     fake = _fake_soffice(tmp_path, "echo 'Error: source file could not be loaded'\nexit 0\n")
     with pytest.raises(CorruptFile, match="LibreOffice could not convert it: Error: source file could not be loaded"):
         prepare_slides(deck, Settings(), tmp_path / "work", soffice=fake)
-    with pytest.raises(CorruptFile, match="cannot start LibreOffice"):
+    with pytest.raises(ConfigError, match="cannot start LibreOffice"):
         prepare_slides(deck, Settings(), tmp_path / "work", soffice=str(tmp_path / "missing-soffice"))
 
 

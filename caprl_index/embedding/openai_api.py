@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from caprl_index.config import Settings
-from caprl_index.errors import ConfigError
+from caprl_index.errors import EmbeddingFailed
 
 _APPROX_CHARS_PER_TOKEN = 4
 
@@ -57,9 +57,10 @@ class OpenAIEmbedder:
         from openai import OpenAIError
 
         try:
+            # The SDK retries connection errors, timeouts, 429 and 5xx with backoff (max_retries) first.
             response = self._http().embeddings.create(model=self._model, input=texts)
         except OpenAIError as exc:
-            raise ConfigError(f"embedding server {self._url} failed: {exc}. Check CAPRL_EMBED_URL.") from exc
+            raise EmbeddingFailed(f"embedding server {self._url} failed: {type(exc).__name__}: {exc}") from exc
         vectors = [d.embedding for d in sorted(response.data, key=lambda d: d.index)]
         return [_normalise(v) for v in vectors]
 

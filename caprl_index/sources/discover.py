@@ -31,24 +31,39 @@ def is_supported(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
 
 
+def absolute(raw: str | Path) -> Path:
+    """The absolute path as the user named it: `~` expanded, `..` folded, symbolic links kept.
+
+    Links are not resolved, so a file is indexed under the path the user pointed at (inside the folder
+    given), and `delete FOLDER` / `--prune` find it there.
+    """
+    return Path(os.path.abspath(Path(raw).expanduser()))
+
+
 def iter_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield candidate files below `paths` in a stable order (hidden files and folders skipped).
 
-    Files named explicitly are yielded whatever their extension, so the caller can report an
-    unsupported type instead of silently ignoring it; files found by walking folders are filtered.
+    Files named explicitly are yielded whatever they are (unsupported type, broken link, named pipe), so
+    the caller can report each one instead of silently ignoring it; files found by walking folders are
+    filtered by extension. Symbolic links to files are followed wherever they point; links to folders
+    are not descended into (a link cycle would never end), unless named explicitly.
     """
     for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
+        path = absolute(raw)
+        if path.is_dir():
+            yield from _walk(path)
+        elif os.path.lexists(path):
+            yield path
+        else:
             raise ConfigError(f"{raw}: no such file or folder")
-        if path.is_file():
-            yield path.resolve()
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if not name.startswith(".") and is_supported(name):
-                    yield (Path(root) / name).resolve()
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and is_supported(name):
+                yield Path(root) / name
 
 
 def source_file(path: Path) -> SourceFile:
@@ -74,5 +89,5 @@ def in_shard(path: str | Path, index: int, count: int) -> bool:
     The key is the path as given relative to the ingest root would be ideal, but machines mount the
     corpus at the same place in a deployment, so the absolute path is used.
     """
-    digest = hashlib.sha256(str(path).encode("utf-8")).digest()
+    digest = hashlib.sha256(os.fsencode(path)).digest()  # any bytes the file system allows in a name
     return int.from_bytes(digest[:8], "big") % count == index - 1

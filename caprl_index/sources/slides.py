@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Final
 
 from caprl_index.config import Settings
-from caprl_index.errors import CorruptFile, EncryptedFile, UnsupportedFile
+from caprl_index.errors import ConfigError, CorruptFile, EncryptedFile, UnsupportedFile
 from caprl_index.models import SourceFile
 from caprl_index.sources.base import PreparedDocument
 
-SOFFICE_ENV: Final = "CAPRL_SOFFICE"  # path to soffice, or "none" to index .pptx without rendering
 AUTO: Final = "auto"
 NO_SOFFICE_WARNING: Final = (
     "LibreOffice not found: slides indexed from their XML without rendering; "
@@ -90,12 +89,21 @@ def prepare_slides(
 
 
 def find_soffice(configured: str | None = None) -> str | None:
-    """The LibreOffice binary from the setting (``CAPRL_SOFFICE``) or PATH; None when disabled or absent."""
-    configured = (configured if configured is not None else os.environ.get(SOFFICE_ENV, "")).strip()
+    """The LibreOffice binary from the setting (``CAPRL_SOFFICE``) or PATH; None when disabled or absent.
+
+    A configured binary that does not exist is a configuration error (exit 2, once), not a damaged deck.
+    """
+    configured = (configured or "").strip()
     if configured.lower() in ("none", "off", "0", "false"):
         return None
     if configured:
-        return shutil.which(configured) or configured
+        found = shutil.which(configured)
+        if found is None:
+            raise ConfigError(
+                f"CAPRL_SOFFICE={configured!r}: no such program; give the path of LibreOffice's soffice, "
+                "or 'none' to read .pptx decks from their XML"
+            )
+        return found
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
@@ -280,9 +288,8 @@ def _run(command: list[str], name: str, timeout: float) -> str:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    except OSError as exc:
-        reason = f"cannot start LibreOffice ({command[0]}): {exc}; fix CAPRL_SOFFICE or PATH"
-        raise CorruptFile(name, reason) from None
+    except OSError as exc:  # LibreOffice is broken, not the deck: one message for the run
+        raise ConfigError(f"cannot start LibreOffice ({command[0]}): {exc}; fix CAPRL_SOFFICE or PATH") from None
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
