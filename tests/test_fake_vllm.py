@@ -88,19 +88,35 @@ def test_length_finish_reason_when_max_tokens_is_reached() -> None:
     assert answer["usage"]["completion_tokens"] == 10
 
 
-@pytest.mark.parametrize("fmt", ["new", "old"])
-def test_context_overflow_answers_vllm_error_body(fmt: str) -> None:
-    # 700x700 px = 625 visual tokens: over a 400-token context.
-    with FakeVLLM(max_model_len=400, error_format=fmt) as srv:  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("fmt", "style", "start"),
+    [
+        ("new", None, "The decoder prompt (length 651) is longer than the maximum model length of 400."),
+        ("new", "input-length", "Input length (651) exceeds model's maximum context length (400)."),
+        ("old", None, "This model's maximum context length is 400 tokens. However, you requested 651 tokens"),
+    ],
+)
+def test_context_overflow_answers_vllm_error_body(fmt: str, style: str | None, start: str) -> None:
+    # 700x700 px = 625 visual tokens + 26 of text: over a 400-token context.
+    with FakeVLLM(max_model_len=400, error_format=fmt, context_error=style) as srv:  # type: ignore[arg-type]
         status, body = _chat(srv, image_bytes(700, 700), max_tokens=16)
     assert status == 400
     error = body["error"] if fmt == "new" else body
     if fmt == "old":
         assert body["object"] == "error"
     assert (error["type"], error["code"], error["param"]) == ("BadRequestError", 400, None)
-    assert "maximum context length" in error["message"]
-    if fmt == "new":
-        assert error["message"].startswith("Input length (")
+    assert error["message"].startswith(start)
+
+
+def test_vllm_max_tokens_past_the_context_is_refused_on_the_text_and_truncated_on_the_image() -> None:
+    # The frontend counts the text prompt (26 tokens) against max_tokens; the image is expanded later, so
+    # an image that leaves no room for max_tokens is not refused: generation stops at the context.
+    with FakeVLLM(max_model_len=700, caption_words=(400, 400)) as srv:
+        refused, body = _chat(srv, image_bytes(64, 48), max_tokens=690)
+        status, answer = _chat(srv, image_bytes(600, 600), max_tokens=600)
+    assert refused == 400 and "'max_tokens' or 'max_completion_tokens' is too large: 690" in body["error"]["message"]
+    assert status == 200 and answer["choices"][0]["finish_reason"] == "length"
+    assert answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"] == 700
 
 
 def test_scripted_failures_then_recovery() -> None:
