@@ -195,7 +195,7 @@ def _ollama_facts(show: Any, settings: Settings) -> _Facts:
     capabilities = show.get("capabilities")
     return _Facts(
         names=[str(info.get("general.architecture") or ""), str(details.get("family") or "")],
-        context=_int(params.get("num_ctx")),
+        context=_int(int(params["num_ctx"])) if params.get("num_ctx", "").isdigit() else None,
         vision=("vision" in capabilities) if isinstance(capabilities, list) else None,
         notes=notes,
     )

@@ -98,9 +98,14 @@ def extra_post(app: FakeVLLM, path: str, raw: bytes) -> Reply | None:
     return json_reply(200, {
         "details": {"format": "gguf", "family": arch, "families": [arch], "quantization_level": "Q4_K_M"},
         "model_info": info,
-        "parameters": app.modelfile.format(ctx=app.max_model_len),
+        "parameters": _parameters(app),
         "capabilities": ["completion", "vision"] if app.vision else ["completion"],
     })  # fmt: skip
+
+
+def _parameters(app: FakeVLLM) -> str:
+    lines = app.modelfile.format(ctx=app.max_model_len).splitlines()
+    return "\n".join(line for line in lines if app.advertise_context or not line.startswith("num_ctx"))
 
 
 def error(app: FakeVLLM, status: int, message: str, kind: str = "BadRequestError", **extra: Any) -> Reply:

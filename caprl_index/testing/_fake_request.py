@@ -29,6 +29,7 @@ class RequestRecord:
     top_k: int | None = None
     min_p: float | None = None
     max_tokens: int | None = None
+    error: str | None = None  # the error body answered, as sent
     body: dict[str, Any] = field(default_factory=dict, repr=False)
 
 

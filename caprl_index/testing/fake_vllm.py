@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from caprl_index.testing import _fake_dialects as fd
 from caprl_index.testing import _fake_model as fm
@@ -229,6 +229,7 @@ class FakeVLLM:
         record.outcome = failure or "ok"
         reply = self._answer(raw, record, failure)
         record.status = reply.status
+        record.error = reply.body.decode("utf-8", "replace") if reply.status >= 400 else None
         return reply
 
     def _answer(self, raw: bytes, record: RequestRecord, failure: str | None) -> Reply:
