@@ -20,6 +20,7 @@ from caprl_index.testing import FakeVLLM
 from caprl_index.testing.figures import figures, image_bytes, make_figure
 
 KINDS = ["vllm", "sglang", "llama.cpp", "ollama", "generic"]
+TOKEN_SIDE = {"qwen2.5-vl": 28, "qwen3-vl": 32}  # patch 14 x merge 2, patch 16 x merge 2
 SAMPLING = {
     "vllm": {"repetition_penalty": 1.0},
     "sglang": {"repetition_penalty": 1.0},
@@ -70,7 +71,7 @@ def test_every_server_kind_captions_with_configuration_only(tmp_path: Path, kind
     # One request per figure: the scan was fitted beforehand, no context-length retry.
     assert len(records) == 3 and all(r.status == 200 for r in records)
     scan = max(records, key=lambda r: r.visual_tokens)
-    side = FAMILIES[family].token_px
+    side = TOKEN_SIDE[family]
     width, height = scan.image_size or (0, 0)
     assert width % side == 0 and height % side == 0 and scan.visual_tokens <= 1280
     sampled = {k: v for k, v in scan.body.items() if k in ("repetition_penalty", "repeat_penalty", "top_k", "min_p")}
