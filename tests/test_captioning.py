@@ -7,8 +7,6 @@ import base64
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from caprl_index.captioning import (
     PROMPT_VERSION,
     Captioner,

@@ -52,7 +52,7 @@ def test_caption_of_a_4000px_scan_fits_a_qwen25_vl_vllm_on_the_first_try(scan_40
 def test_caption_of_the_scan_on_other_servers(scan_4000: Path, capsys, kind: str, family: str, side: int) -> None:
     # A laptop's llama-server: one slot of 4,096 tokens (-c 4096 -np 1), CapRL 2.0 GGUF.
     with FakeVLLM(kind=kind, family=family, max_model_len=4096, max_num_seqs=1) as srv:  # type: ignore[arg-type]
-        code, out, err = run(capsys, "caption", str(scan_4000), "--vllm-url", srv.url)
+        code, _, err = run(capsys, "caption", str(scan_4000), "--vllm-url", srv.url)
         (request,) = srv.chat_requests
     assert code == 0 and request.status == 200
     width, height = request.image_size or (0, 0)

@@ -167,7 +167,7 @@ def test_llama_cpp_loading_503_is_retried(tmp_path: Path) -> None:
 def test_llama_server_without_mmproj_is_refused_at_the_probe_with_the_fix(tmp_path: Path) -> None:
     with FakeVLLM(kind="llama.cpp", vision=False) as srv:
         (probe,) = asyncio.run(probe_servers(_settings(tmp_path, srv.url)))
-        captions, captioner, warnings = asyncio.run(_run(_settings(tmp_path, srv.url), figures(1)))
+        captions, _, warnings = asyncio.run(_run(_settings(tmp_path, srv.url), figures(1)))
         # Told it is another kind, the client only learns it from the 500, and does not retry it.
         forced = _settings(tmp_path, srv.url, server_kind="generic")
         blind, _, _ = asyncio.run(_run(forced, figures(1)))

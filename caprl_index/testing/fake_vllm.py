@@ -36,9 +36,7 @@ __all__ = ["FAILURES", "FakeVLLM", "RequestRecord", "main"]
 Kind = Literal["vllm", "sglang", "llama.cpp", "ollama", "generic"]
 Family = Literal["qwen2.5-vl", "qwen3-vl", "generic"]
 Failure = Literal["500", "503", "malformed", "empty", "drop", "hang", "length", "400", "context", "loading", "busy"]
-FAILURES: tuple[str, ...] = (
-    "500", "503", "malformed", "empty", "drop", "hang", "length", "400", "context", "loading", "busy",
-)  # fmt: skip
+FAILURES: tuple[str, ...] = get_args(Failure)
 _SLOTS = {"llama.cpp": 4, "ollama": 1}  # llama-server --parallel auto; OLLAMA_NUM_PARALLEL default
 # What each kind reports as the model's path (vLLM's root, SGLang's model_path, llama.cpp's GGUF).
 _PATHS = {
