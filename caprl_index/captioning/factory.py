@@ -68,7 +68,7 @@ def _tried(probes: list[ServerProbe]) -> str:
 
 def _fallback(settings: Settings, probes: list[ServerProbe]) -> str:
     return (
-        f"no caption server serves {settings.vllm_model!r} at any configured URL:\n{_tried(probes)}\n"
+        f"vLLM is not serving {settings.vllm_model!r} at any configured URL:\n{_tried(probes)}\n"
         "Figures are indexed with their OCR text for now (caption_source='ocr'). Start vLLM (for example "
         "`docker compose up vllm`; other servers: docs/caption-servers.md) and run `caprl-index ingest` again: "
         "it re-captions exactly those figures. Set CAPRL_VLLM_URL / --vllm-url if the server runs elsewhere, "
