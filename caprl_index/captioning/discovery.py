@@ -119,18 +119,22 @@ def _first_match(names: list[str]) -> str:
 
 
 def _not_served(settings: Settings, kind: str, models: list[str]) -> str:
-    hint = "--alias" if kind == "llama.cpp" else "--served-model-name"
-    return (
-        f"serves {models or 'no models'}, not {settings.vllm_model!r}: set CAPRL_VLLM_MODEL to the served "
-        f"name, or start the server with {hint} {settings.vllm_model}"
-    )
+    name = settings.vllm_model
+    fix = {
+        "llama.cpp": f"start llama-server with --alias {name}",
+        "ollama": f"create it: `ollama create {name} -f Modelfile` (docs/caption-servers.md)",
+    }.get(kind, f"start the server with --served-model-name {name}")
+    return f"serves {models or 'no models'}, not {name!r}: set CAPRL_VLLM_MODEL to the served name, or {fix}"
 
 
 async def _models(client: Any) -> list[dict[str, Any]]:
     import httpx2
 
     response = await client.get("/models", cast_to=httpx2.Response)
-    cards = response.json().get("data") or []
+    body = response.json()
+    cards = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(cards, list):
+        raise ValueError(f"GET /models answered {str(body)[:200]!r}, not an OpenAI model list")
     return [c for c in cards if isinstance(c, dict)]
 
 
