@@ -125,3 +125,45 @@ def test_prompt_version_includes_family_and_budget() -> None:
     assert prompt_version(Settings(image_tokens=1024), QWEN3_VL) != qwen3
     assert prompt_version(Settings(model_family="qwen3-vl")) == qwen3
     assert prompt_version(Settings(vllm_model="CapRL-Qwen3VL-4B")) == qwen3  # the served name says so
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("family", "size", "patch"),
+    [
+        ("qwen2.5-vl", {"shortest_edge": 3136, "longest_edge": 12_845_056}, 14),
+        ("qwen3-vl", {"shortest_edge": 65_536, "longest_edge": 16_777_216}, 16),
+    ],
+)
+def test_token_counts_agree_with_the_hugging_face_processor(family: str, size: dict[str, int], patch: int) -> None:
+    """The client's count against transformers' own Qwen2-VL image processor (what vLLM runs), configured as
+    CapRL-3B's and Qwen3-VL's preprocessor_config.json are. No weights are needed for this."""
+    pil = pytest.importorskip("transformers.models.qwen2_vl.image_processing_pil_qwen2_vl")
+    from PIL import Image
+
+    processor = pil.Qwen2VLImageProcessorPil(size=size, patch_size=patch, merge_size=2)
+    budget = _budget(family)
+
+    def hf_tokens(width: int, height: int) -> int:
+        _, rows, cols = processor(images=[Image.new("RGB", (width, height))], return_tensors="np")["image_grid_thw"][0]
+        return int(rows * cols) // 4
+
+    # The processor itself, on a few sizes (small ones are scaled *up* to size.shortest_edge)...
+    for width, height in [
+        (64, 48),
+        (1001, 1001),
+        (333, 777),
+        *(budget.target(w, h) for w, h in [(4000, 4000), (2800, 2100)]),
+    ]:
+        assert hf_tokens(width, height) == budget.cost(width, height), (width, height)
+    # ...and its smart_resize (what the processor calls) on many more.
+    rng = random.Random(family)
+    side = patch * 2
+    for _ in range(2000):
+        width, height = rng.randint(20, 8000), rng.randint(20, 8000)
+        if max(width, height) / min(width, height) > 150:
+            continue
+        rows, cols = pil.smart_resize(
+            height, width, factor=side, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"]
+        )
+        assert (rows // side) * (cols // side) == budget.cost(width, height), (width, height)
