@@ -48,12 +48,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("caption", parents=[common], help="caption one image with the configured vLLM")
+    p = sub.add_parser("caption", parents=[common], help="caption one image with the configured caption server")
     p.add_argument("image")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_caption)
 
-    p = sub.add_parser("doctor", parents=[common], help="check vLLM, Qdrant, the embedding model, OCR, LibreOffice")
+    p = sub.add_parser(
+        "doctor", parents=[common], help="check the caption servers, Qdrant, the embedding model, OCR, LibreOffice"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
@@ -170,13 +172,14 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_caption(args: argparse.Namespace, settings: Settings) -> int:
-    from caprl_index.captioning import caption_image
+    from caprl_index.captioning import caption_image_report
     from caprl_index.cli import print_json
 
     path = Path(args.image)
     if not path.is_file():
         raise ConfigError(f"{path}: no such image")
-    cap = asyncio.run(caption_image(path, settings))
+    report = asyncio.run(caption_image_report(path, settings))
+    cap, setup = report.caption, report.setup
     info = {
         "model": cap.model,
         "source": cap.source,
@@ -185,18 +188,33 @@ def cmd_caption(args: argparse.Namespace, settings: Settings) -> int:
         "completion_tokens": cap.completion_tokens,
         "truncated": cap.truncated,
         "error": cap.error,
+        "family": setup.family.name,
+        "server_kinds": {p.url: p.kind for p in setup.probes},
+        "image_tokens_budget": setup.budget.tokens,
+        "image_size": list(report.original_size),
+        "sent_size": list(report.sent_size),
+        "visual_tokens": report.visual_tokens,
+        "prompt_version": cap.prompt_version,
         "caption": cap.text,
     }
     if args.json:
         print_json(info)
     else:
         print(cap.text)
-        print(
-            f"\n-- {cap.model or cap.source}, {info['latency_s']} s, {cap.prompt_tokens} tokens in, "
-            f"{cap.completion_tokens} out{', TRUNCATED' if cap.truncated else ''}",
-            file=sys.stderr,
-        )
+        _print_caption_footer(report)
     return EXIT_OK if cap.source == "vllm" else EXIT_USAGE
+
+
+def _print_caption_footer(report: Any) -> None:
+    cap, setup = report.caption, report.setup
+    kinds = ", ".join(sorted({p.kind for p in setup.probes}))
+    (w, h), (sw, sh) = report.original_size, report.sent_size
+    print(
+        f"\n-- {cap.model or cap.source} on {kinds}, {setup.family.name}, budget {setup.budget.tokens:,} visual "
+        f"tokens: {w}x{h} sent as {sw}x{sh} = {report.visual_tokens:,} visual tokens; {cap.latency_s:.3f} s, "
+        f"{cap.prompt_tokens} tokens in, {cap.completion_tokens} out{', TRUNCATED' if cap.truncated else ''}",
+        file=sys.stderr,
+    )
 
 
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,7 +26,10 @@ from caprl_index.errors import ConfigError
 CONFIG_FILE_ENV = "CAPRL_CONFIG"
 DEFAULT_CONFIG_FILE = "caprl-index.toml"
 PROMPT = "Please describe this image in detail."
-DEFAULT_MAX_PIXELS = 1_003_520
+DEFAULT_IMAGE_TOKENS = 1280
+DEFAULT_MAX_PIXELS = 1_003_520  # DEFAULT_IMAGE_TOKENS at Qwen2.5-VL's 28x28 px per token
+LEGACY_PIXELS_PER_TOKEN = 28 * 28  # what CAPRL_MAX_PIXELS was documented against (≈1,280 tokens)
+_TOKEN_PX = {"qwen3-vl": 32 * 32}  # render budgets per family; others (and auto) 28x28 px per token
 
 
 # The file a `Settings.load(config_file=...)` call reads; scoped to that call (no process-wide switch).
@@ -76,7 +79,32 @@ class Settings(BaseSettings):
     )
     max_tokens: int = Field(default=2048, ge=16, description="max_tokens per caption request.")
     max_pixels: int = Field(
-        default=DEFAULT_MAX_PIXELS, ge=28 * 28 * 4, description="Pixel budget of an image sent to vLLM."
+        default=DEFAULT_MAX_PIXELS,
+        ge=28 * 28 * 4,
+        description="Pixels of a figure crop as rendered; default: image_tokens at the configured family's "
+        "pixels per token. Set alone (the old way), it is read as image_tokens = max_pixels / 784.",
+    )
+    image_tokens: int | None = Field(
+        default=None,
+        ge=4,
+        description="Visual-token budget of an image sent to the captioner, converted per model family "
+        "(28x28 px per token for Qwen2.5-VL, 32x32 for Qwen3-VL); default 1280, lowered to what the "
+        "server's context holds next to max_tokens.",
+    )
+    model_family: Literal["auto", "qwen2.5-vl", "qwen3-vl", "generic"] = Field(
+        default="auto",
+        description="Vision family of the served model: auto = from what the server reports (model ids, "
+        "paths, architecture), else from vllm_model's name, else qwen2.5-vl (CapRL-3B).",
+    )
+    server_kind: Literal["auto", "vllm", "sglang", "llama.cpp", "ollama", "generic"] = Field(
+        default="auto",
+        description="Caption server software: auto = from /v1/models and the server's own endpoints.",
+    )
+    server_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Caption requests in flight per URL; default: the server's slots (llama.cpp), 1 for "
+        "Ollama, no per-URL limit for vLLM/SGLang (max_concurrency still bounds the total).",
     )
     max_concurrency: int = Field(default=64, ge=1, description="Caption requests in flight over all URLs.")
     request_timeout: float = Field(default=300.0, gt=0, description="Seconds before a caption request times out.")
@@ -128,6 +156,28 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError("CAPRL_VLLM_URL is empty: give at least one URL such as http://localhost:8000/v1")
         return value
+
+    @model_validator(mode="after")
+    def _image_budget(self) -> Settings:
+        # CAPRL_MAX_PIXELS alone keeps meaning what it always did: that many Qwen2.5-VL tokens' worth.
+        explicit = set(self.model_fields_set)
+        if self.image_tokens is None:
+            legacy = "max_pixels" in explicit
+            self.image_tokens = self.max_pixels // LEGACY_PIXELS_PER_TOKEN if legacy else DEFAULT_IMAGE_TOKENS
+        if "max_pixels" not in explicit:
+            self.max_pixels = self.image_tokens * _TOKEN_PX.get(self.model_family, LEGACY_PIXELS_PER_TOKEN)
+        self.__pydantic_fields_set__ = explicit  # derived values are defaults, not settings someone gave
+        return self
+
+    @property
+    def image_token_budget(self) -> int:
+        """``image_tokens``, always set once validated."""
+        return self.image_tokens or DEFAULT_IMAGE_TOKENS
+
+    @property
+    def legacy_max_pixels(self) -> bool:
+        """True when the budget comes from CAPRL_MAX_PIXELS rather than CAPRL_IMAGE_TOKENS."""
+        return "max_pixels" in self.model_fields_set and "image_tokens" not in self.model_fields_set
 
     @classmethod
     def settings_customise_sources(

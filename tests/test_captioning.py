@@ -7,8 +7,6 @@ import base64
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from caprl_index.captioning import (
     PROMPT_VERSION,
     Captioner,
@@ -141,14 +139,18 @@ def test_load_spreads_over_urls(tmp_path: Path) -> None:
 def test_big_images_are_downscaled_png_stays_png_photos_become_jpeg(tmp_path: Path) -> None:
     png = make_figure(image_bytes(1200, 900, seed=1), index=0)
     webp = make_figure(image_bytes(300, 200, seed=2, fmt="WEBP"), "image/webp", index=1)
-    budget = 200_000
+    budget = 200_000  # CAPRL_MAX_PIXELS the old way: read as 200,000 // 784 = 255 Qwen2.5-VL tokens
     with FakeVLLM() as srv:
         captions, _ = asyncio.run(_caption_all(_settings(tmp_path, srv.url, max_pixels=budget), [png, webp]))
         records = sorted(srv.chat_requests, key=lambda r: r.image_bytes)
     assert all(c.source == "vllm" for c in captions)
     by_mime = {r.mime: r for r in records}
-    width, height = by_mime["image/png"].image_size or (0, 0)
-    assert width * height <= budget and width / height == pytest.approx(1200 / 900, rel=0.01)
+    big = by_mime["image/png"]
+    width, height = big.image_size or (0, 0)
+    # Resized the way Qwen2.5-VL's processor would: sides in whole 28 px tokens, so the server keeps it.
+    assert width % 28 == 0 and height % 28 == 0 and width * height <= budget
+    assert big.visual_tokens == (width // 28) * (height // 28) <= 255
+    assert abs(width / height - 1200 / 900) <= 28 / height  # the aspect ratio, to within one token
     assert by_mime["image/jpeg"].image_size == (300, 200)  # within budget, but WebP is re-encoded
 
 

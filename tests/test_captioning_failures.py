@@ -141,17 +141,20 @@ def test_persistent_failure_keeps_ocr_text_never_an_empty_caption(tmp_path: Path
     assert again[0].source == "vllm" and not again[0].cached
 
 
-@pytest.mark.parametrize("fmt", ["new", "old"])
-def test_context_overflow_is_answered_once_with_a_smaller_image(tmp_path: Path, fmt: str) -> None:
-    # 700x700 px ≈ 625 visual tokens; with max_tokens=64 that overflows a 700-token context.
+@pytest.mark.parametrize(
+    ("fmt", "style"),
+    [("new", "decoder-prompt"), ("new", "input-length"), ("old", "max-context"), ("new", "max-context")],
+)
+def test_context_overflow_is_answered_once_with_a_smaller_image(tmp_path: Path, fmt: str, style: str) -> None:
+    # 700x700 px = 625 visual tokens + the prompt: over a 600-token context. The server does not say its
+    # context (advertise_context=False), so the client cannot fit the image beforehand: the 400 decides.
     fig = make_figure(image_bytes(700, 700, seed=3))
-    with FakeVLLM(max_model_len=700, error_format=fmt) as srv:  # type: ignore[arg-type]
+    server = FakeVLLM(max_model_len=600, advertise_context=False, error_format=fmt, context_error=style)  # type: ignore[arg-type]
+    with server as srv:
         caption = _caption(_settings(tmp_path, srv.url, max_tokens=64), fig)
         first, second = srv.chat_requests
     assert (first.status, second.status) == (400, 200)
-    w1, h1 = first.image_size or (0, 0)
-    w2, h2 = second.image_size or (0, 0)
-    assert w2 * h2 <= w1 * h1 // 2
+    assert second.visual_tokens <= first.visual_tokens // 2
     assert caption.source == "vllm" and "image id" in caption.text
 
 
@@ -161,7 +164,9 @@ def test_context_overflow_twice_gives_up_after_one_smaller_try(tmp_path: Path, f
         srv.fail_next("context", 5)
         caption = _caption(_settings(tmp_path, srv.url), make_figure(image_bytes(200, 200)))
         assert len(srv.chat_requests) == 2
-    assert caption.source == "ocr" and "maximum context length" in (caption.error or "")
+    error = caption.error or ""
+    assert caption.source == "ocr" and ("maximum model length" in error or "maximum context length" in error)
+    assert "also with the image halved" in error
 
 
 @pytest.mark.parametrize("fmt", ["new", "old"])

@@ -99,7 +99,7 @@ def test_services_and_profiles() -> None:
     assert profiles == {
         "vllm": (), "qdrant": (), "caprl-index": (), "vllm-2": ("replicas",),
         "qdrant-1": ("cluster",), "qdrant-2": ("cluster",), "qdrant-3": ("cluster",),
-        "caprl-index-cluster": ("cluster",),
+        "caprl-index-cluster": ("cluster",), "vllm-caprl2": ("caprl2",), "caprl-index-caprl2": ("caprl2",),
     }  # fmt: skip
 
 
@@ -148,8 +148,10 @@ def test_ports_match_configuration_defaults() -> None:
     assert container_ports("qdrant") == {6333, 6334}
     assert container_ports("qdrant-1") == container_ports("qdrant")
     # Two vLLMs on one box must not share a host port.
-    host = {s: {interpolate(p, {}).rsplit(":", 2)[-2] for p in SERVICES[s]["ports"]} for s in VLLM_SERVICES}
-    assert not host["vllm"] & host["vllm-2"]
+    services = (*VLLM_SERVICES, "vllm-caprl2")
+    host = {s: {interpolate(p, {}).rsplit(":", 2)[-2] for p in SERVICES[s]["ports"]} for s in services}
+    assert not host["vllm"] & host["vllm-2"] and not (host["vllm"] | host["vllm-2"]) & host["vllm-caprl2"]
+    assert container_ports("vllm-caprl2") == {8000}
 
 
 def test_no_inline_secrets() -> None:
@@ -192,6 +194,31 @@ def test_vllm_command_has_the_required_flags() -> None:
     image_tokens = DEFAULT_MAX_PIXELS // (28 * 28)
     assert int(flags["--max-model-len"]) >= image_tokens + 64 + field_default("max_tokens")
     assert 0 < float(flags["--gpu-memory-utilization"]) <= 1
+
+
+def test_caprl2_profile_serves_caprl_2_with_the_qwen3_vl_pixel_cap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    model, flags = vllm_flags("vllm-caprl2")
+    assert interpolate(model, {}) == "internlm/CapRL-Qwen3VL-4B"
+    assert interpolate(model, {"CAPRL2_MODEL": "internlm/CapRL-Qwen3VL-2B"}) == "internlm/CapRL-Qwen3VL-2B"
+    assert json.loads(flags["--limit-mm-per-prompt"]) == {"image": 1, "video": 0}
+    # Qwen3-VL's processor is configured through size (pixels), and max_pixels would not reach it.
+    size = json.loads(flags["--mm-processor-kwargs"])["size"]
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "absent.toml"))
+    for key, value in environment("caprl-index-caprl2").items():
+        monkeypatch.delenv(key, raising=False)
+        if value is not None:
+            monkeypatch.setenv(key, interpolate(str(value), {"CAPRL_QDRANT_API_KEY": "k"}))
+    settings = Settings()
+    assert settings.model_family == "qwen3-vl" and settings.vllm_model == flags["--served-model-name"]
+    assert size == {"longest_edge": settings.max_pixels, "shortest_edge": 65536}
+    assert settings.max_pixels == settings.image_token_budget * 32 * 32 == 1_310_720
+    assert [urlparse(u).hostname for u in settings.vllm_url] == ["vllm-caprl2"]
+    image_tokens = size["longest_edge"] // (32 * 32)
+    assert int(flags["--max-model-len"]) >= image_tokens + 64 + field_default("max_tokens")
+    deps = SERVICES["caprl-index-caprl2"]["depends_on"]
+    assert set(deps) == {"vllm-caprl2", "qdrant"} and all(d["condition"] == "service_healthy" for d in deps.values())
 
 
 def test_each_vllm_reserves_its_own_gpu() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from caprl_index.captioning import images
 from caprl_index.captioning.base import Captioner, NoneCaptioner, OcrCaptioner
 from caprl_index.captioning.cache import CACHE_FILE, CaptionCache
-from caprl_index.captioning.servers import ServerProbe, probe_servers
+from caprl_index.captioning.discovery import ServerProbe, probe_servers
+from caprl_index.captioning.setup import CaptionSetup, resolve_setup
 from caprl_index.captioning.vllm import VLLMCaptioner
 from caprl_index.config import Settings
 from caprl_index.errors import CaptionerUnavailable, CorruptFile
@@ -24,7 +26,7 @@ async def open_captioner(
     use_cache: bool = True,
     backoff_s: float = 0.5,
 ) -> Captioner:
-    """The captioner that ``settings.captioner`` asks for; ``auto`` probes vLLM and falls back to OCR.
+    """The captioner that ``settings.captioner`` asks for; ``auto`` probes the servers and falls back to OCR.
 
     Raises :class:`CaptionerUnavailable` for ``vllm`` when no URL serves ``settings.vllm_model``.
     """
@@ -41,9 +43,12 @@ async def open_captioner(
         return OcrCaptioner()
     if len(serving) < len(probes):
         failed = "; ".join(f"{p.url}: {p.error}" for p in probes if not p.ok)
-        warn(f"vLLM: captioning with {', '.join(serving)} only; not usable: {failed}")
+        warn(f"captioning with {', '.join(serving)} only; not usable: {failed}")
+    setup = resolve_setup(settings, probes)
+    for warning in setup.warnings:
+        warn(warning)
     cache = _open_cache(settings, warn) if use_cache else None
-    captioner = VLLMCaptioner(settings, serving, cache=cache, backoff_s=backoff_s)
+    captioner = VLLMCaptioner(settings, setup, cache=cache, backoff_s=backoff_s)
     captioner.warm()
     return captioner
 
@@ -65,8 +70,9 @@ def _fallback(settings: Settings, probes: list[ServerProbe]) -> str:
     return (
         f"vLLM is not serving {settings.vllm_model!r} at any configured URL:\n{_tried(probes)}\n"
         "Figures are indexed with their OCR text for now (caption_source='ocr'). Start vLLM (for example "
-        "`docker compose up vllm`) and run `caprl-index ingest` again: it re-captions exactly those figures. "
-        "Set CAPRL_VLLM_URL / --vllm-url if vLLM runs elsewhere, or --captioner ocr to silence this warning."
+        "`docker compose up vllm`; other servers: docs/caption-servers.md) and run `caprl-index ingest` again: "
+        "it re-captions exactly those figures. Set CAPRL_VLLM_URL / --vllm-url if the server runs elsewhere, "
+        "or --captioner ocr to silence this warning."
     )
 
 
@@ -74,21 +80,54 @@ def _unavailable(settings: Settings, probes: list[ServerProbe]) -> str:
     return (
         f"--captioner vllm: no configured URL serves model {settings.vllm_model!r}:\n{_tried(probes)}\n"
         "Start vLLM (`docker compose up vllm`, or `vllm serve <CapRL-3B> --served-model-name "
-        f"{settings.vllm_model}`), point CAPRL_VLLM_URL / --vllm-url at it, or use --captioner auto to fall "
-        "back to OCR text."
+        f"{settings.vllm_model}`; llama.cpp, Ollama, SGLang: docs/caption-servers.md), point CAPRL_VLLM_URL / "
+        "--vllm-url at it, or use --captioner auto to fall back to OCR text."
     )
 
 
+@dataclass(frozen=True)
+class ImageCaption:
+    """``caprl-index caption``'s answer: the caption, and how the image was sent."""
+
+    caption: Caption
+    setup: CaptionSetup
+    original_size: tuple[int, int]
+    sent_size: tuple[int, int]
+    visual_tokens: int  # what the sent image costs, counted the way the server counts
+
+
 async def caption_image(path: Path, settings: Settings) -> Caption:
-    """Caption one image file with the configured vLLM (no cache): the ``caprl-index caption`` smoke test.
+    """Caption one image file with the configured server (no cache): the ``caprl-index caption`` smoke test.
 
     Raises :class:`CaptionerUnavailable` when no URL serves the model or the request fails.
     """
+    return (await caption_image_report(path, settings)).caption
+
+
+async def caption_image_report(path: Path, settings: Settings) -> ImageCaption:
+    """:func:`caption_image` with the family, budget and visual tokens of the request."""
     try:
-        data, mime = images.fit_image(Path(path).read_bytes(), settings.max_pixels)
+        data = Path(path).read_bytes()
+        original = images.image_size(data)
     except OSError as exc:
         raise CorruptFile(str(path), f"cannot read the image ({exc}); give a PNG, JPEG, TIFF or WebP file") from exc
-    figure = Figure(
+    strict = settings.model_copy(update={"captioner": "vllm"})
+    captioner = await open_captioner(strict, warn=lambda _: None, use_cache=False)
+    if not isinstance(captioner, VLLMCaptioner):  # captioner="vllm" opens one or raises
+        raise CaptionerUnavailable(f"no caption server for {path}")
+    try:
+        sent, mime = await captioner.fit(data)
+        caption = await captioner.caption(_page_figure(sent, mime))
+    finally:
+        await captioner.aclose()
+    if caption.source != "vllm":
+        raise CaptionerUnavailable(f"the caption server could not caption {path}: {caption.error}")
+    size = images.image_size(sent)
+    return ImageCaption(caption, captioner.setup, original, size, captioner.setup.budget.cost(*size))
+
+
+def _page_figure(data: bytes, mime: str) -> Figure:
+    return Figure(
         kind="page",
         figure_type="other",
         bbox=None,
@@ -97,12 +136,3 @@ async def caption_image(path: Path, settings: Settings) -> Caption:
         image_sha256=hashlib.sha256(data).hexdigest(),
         region_index=0,
     )
-    strict = settings.model_copy(update={"captioner": "vllm"})
-    captioner = await open_captioner(strict, warn=lambda _: None, use_cache=False)
-    try:
-        caption = await captioner.caption(figure)
-    finally:
-        await captioner.aclose()
-    if caption.source != "vllm":
-        raise CaptionerUnavailable(f"vLLM could not caption {path}: {caption.error}")
-    return caption

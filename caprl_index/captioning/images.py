@@ -1,7 +1,7 @@
-"""Fit images to the pixel budget before they are sent (vLLM would otherwise expand them to 16 k tokens).
+"""Resize and re-encode images before they are sent (a server would otherwise expand them to 16 k tokens).
 
 PNG stays PNG (line art, text), other photos become JPEG; an image already within budget and already
-PNG or JPEG is sent byte for byte.
+PNG or JPEG is sent byte for byte. The sizes come from :mod:`caprl_index.captioning.budget`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ def fit_image(data: bytes, max_pixels: int) -> tuple[bytes, str]:
         size = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
         resized = img if size == img.size else img.resize(size, Image.Resampling.LANCZOS)
         return _encode(resized, png=fmt == "PNG" or _has_alpha(img))
+
+
+def resize(data: bytes, size: tuple[int, int]) -> tuple[bytes, str]:
+    """``data`` at exactly ``size`` (width, height) as PNG or JPEG; returns (bytes, mime)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        if img.size == size and img.format in ("PNG", "JPEG"):
+            return data, f"image/{img.format.lower()}"
+        img.load()
+        resized = img if img.size == size else img.resize(size, Image.Resampling.LANCZOS)
+        return _encode(resized, png=img.format == "PNG" or _has_alpha(img))
 
 
 def halve_pixels(data: bytes) -> tuple[bytes, str]:

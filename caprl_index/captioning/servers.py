@@ -1,8 +1,11 @@
-"""The vLLM servers: probing them (``GET /v1/models``) and choosing one per request.
+"""The caption servers' HTTP clients, and choosing one per request.
 
-``AsyncOpenAI`` clients per URL (one per 16 requests in flight), created on first use, with the
-SDK's own retries off (the captioner retries with its own backoff and failover). A request goes to the
-least-loaded healthy URL; a URL that refused a connection is avoided for ``down_s`` seconds.
+``AsyncOpenAI`` clients per URL (one per 16 requests in flight), created on first use, with the SDK's own
+retries off (the captioner retries with its own backoff and failover). A request goes to the least-loaded
+healthy URL that has room: a URL may run a fixed number of requests at once (llama.cpp's slots, Ollama's
+``OLLAMA_NUM_PARALLEL``), and a request sent past that only waits in the server's queue, where its wait
+counts against the timeout while another URL may be idle. A URL that refused a connection is avoided
+for ``down_s`` seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from caprl_index.config import Settings
@@ -27,19 +29,8 @@ CONNECT_TIMEOUT_S = 10.0
 CONNECTIONS_PER_CLIENT = 16
 
 
-@dataclass(frozen=True)
-class ServerProbe:
-    """What one URL answered to ``GET /models``."""
-
-    url: str
-    ok: bool  # reachable and lists the configured model
-    models: list[str] = field(default_factory=list)
-    latency_s: float = 0.0
-    error: str | None = None
-
-
 def api_key(settings: Settings) -> str:
-    # vLLM without --api-key ignores the header; the SDK insists on some key.
+    # A server without --api-key ignores the header; the SDK insists on some key.
     return settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else "EMPTY"
 
 
@@ -68,49 +59,28 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def probe_servers(settings: Settings) -> list[ServerProbe]:
-    """Ask every configured URL which models it serves (concurrently)."""
-    return list(await asyncio.gather(*(_probe(url, settings) for url in settings.vllm_url)))
-
-
-async def _probe(url: str, settings: Settings) -> ServerProbe:
-    import openai
-
-    start = time.perf_counter()
-    try:
-        async with make_client(url, settings, PROBE_TIMEOUT_S) as client:
-            page = await client.models.list()
-            models = [m.id for m in page.data]
-    except openai.AuthenticationError:
-        reason = "401 Unauthorized: set CAPRL_VLLM_API_KEY to the key vLLM was started with (--api-key)"
-        return ServerProbe(url, False, latency_s=time.perf_counter() - start, error=reason)
-    except (openai.OpenAIError, ValueError) as exc:
-        return ServerProbe(url, False, latency_s=time.perf_counter() - start, error=describe_error(exc))
-    latency = time.perf_counter() - start
-    if settings.vllm_model in models:
-        return ServerProbe(url, True, models, latency)
-    reason = (
-        f"serves {models or 'no models'}, not {settings.vllm_model!r}: set CAPRL_VLLM_MODEL to the served "
-        f"name, or start vLLM with --served-model-name {settings.vllm_model}"
-    )
-    return ServerProbe(url, False, models, latency, reason)
-
-
 class Server:
-    """One URL: its clients, requests in flight, and when it may be tried again after a refusal.
+    """One URL: its clients, requests in flight, its capacity, and when it may be tried after a refusal.
 
     httpcore scans every pooled connection on each request (a third of the client's CPU at 64 in
     flight, measured), so the URL's connections are split over several small clients.
     """
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, *, kind: str = "generic", capacity: int | None = None) -> None:
         self.url = url
+        self.kind = kind
+        self.capacity = capacity  # requests at once that pay off (None: the server queues and batches)
         self._settings = settings
-        self._shards = max(1, -(-settings.max_concurrency // CONNECTIONS_PER_CLIENT))
+        wanted = capacity or settings.max_concurrency
+        self._shards = max(1, -(-min(wanted, settings.max_concurrency) // CONNECTIONS_PER_CLIENT))
         self._clients: list[openai.AsyncOpenAI] = []
         self._loads: list[int] = []
         self.in_flight = 0
         self.down_until = 0.0
+
+    @property
+    def has_room(self) -> bool:
+        return self.capacity is None or self.in_flight < self.capacity
 
     def open(self) -> None:
         if not self._clients:
@@ -119,17 +89,15 @@ class Server:
             self._loads = [0] * self._shards
 
     @contextmanager
-    def lease(self) -> Iterator[openai.AsyncOpenAI]:
-        """The least busy client of this URL, counted as in flight while held."""
+    def client(self) -> Iterator[openai.AsyncOpenAI]:
+        """The least busy client of this URL, for one request."""
         self.open()
         index = min(range(self._shards), key=self._loads.__getitem__)
         self._loads[index] += 1
-        self.in_flight += 1
         try:
             yield self._clients[index]
         finally:
             self._loads[index] -= 1
-            self.in_flight -= 1
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, []
@@ -137,24 +105,48 @@ class Server:
 
 
 class ServerPool:
-    """Chooses the least-loaded healthy server for each request."""
+    """Chooses the least-loaded healthy server with room for each request; waits when none has room."""
 
-    def __init__(self, urls: list[str], settings: Settings, *, down_s: float = 10.0) -> None:
-        self.servers = [Server(url, settings) for url in urls]
+    def __init__(self, servers: list[Server], *, down_s: float = 10.0) -> None:
+        self.servers = servers
         self.down_s = down_s
         self._turn = itertools.count()  # breaks ties so equal loads rotate
+        self._freed: asyncio.Event | None = None  # created in the event loop that uses it
 
     def healthy(self) -> list[Server]:
         now = time.monotonic()
         return [s for s in self.servers if s.down_until <= now]
 
-    def pick(self) -> Server:
+    async def acquire(self) -> Server:
+        """A server for one request, counted in flight until :meth:`release`."""
+        while (server := self._pick()) is None:
+            if self._freed is None:
+                self._freed = asyncio.Event()
+            self._freed.clear()
+            await self._freed.wait()
+        server.in_flight += 1
+        return server
+
+    def release(self, server: Server) -> None:
+        server.in_flight -= 1
+        if self._freed is not None:
+            self._freed.set()
+
+    def _pick(self) -> Server | None:
         candidates = self.healthy()
         if not candidates:  # all refused recently: try the one that has rested longest
-            return min(self.servers, key=lambda s: s.down_until)
-        turn = next(self._turn)
-        n = len(candidates)
-        return min(enumerate(candidates), key=lambda p: (p[1].in_flight, (p[0] - turn) % n))[1]
+            candidates = [min(self.servers, key=lambda s: s.down_until)]
+        roomy = [s for s in candidates if s.has_room]
+        if not roomy:
+            return None
+        turn, n = next(self._turn), len(roomy)
+        return min(enumerate(roomy), key=lambda p: (p[1].in_flight, (p[0] - turn) % n))[1]
+
+    @property
+    def capacity(self) -> int | None:
+        """Requests all servers together run at once, when every one of them says."""
+        caps = [s.capacity for s in self.servers]
+        return None if any(c is None for c in caps) else sum(c for c in caps if c is not None)
 
     def warm(self) -> None:
         """Create the clients now rather than under the first burst of requests."""

@@ -1,4 +1,5 @@
-"""Test helpers that real tests and benchmarks share: a loopback server speaking vLLM's OpenAI protocol."""
+"""Test helpers that real tests and benchmarks share: a loopback server speaking the OpenAI protocol the way
+vLLM, SGLang, llama.cpp, Ollama or a generic server does (``FakeVLLM(kind=..., family=...)``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HTTP plumbing of the fake vLLM server: a threading HTTP/1.1 server that can be killed like a process."""
+"""HTTP plumbing of the fake caption server: a threading HTTP/1.1 server that can be killed like a process."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class LoopbackServer(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes vLLM's endpoints to the :class:`FakeVLLM` that owns the server."""
+    """Routes the server's endpoints to the :class:`FakeVLLM` that owns it."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections to vLLM
     server: LoopbackServer
@@ -75,9 +75,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(Reply(200, json.dumps(app.stats()).encode()))
         if not app.authorized(self.headers.get("Authorization")):
             return self._send(Reply(401, b'{"error": "Unauthorized"}'))
-        if path == "/v1/models":
-            return self._send(Reply(200, json.dumps(app.models_body()).encode()))
-        self._send(Reply(404, b'{"detail": "Not Found"}'))
+        self._send(app.get(path) or Reply(404, b'{"detail": "Not Found"}'))
 
     def do_POST(self) -> None:
         app = self.server.app
@@ -86,9 +84,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(Reply(0, b""))
         if not app.authorized(self.headers.get("Authorization")):
             return self._send(Reply(401, b'{"error": "Unauthorized"}'))
-        if self.path.split("?", 1)[0] != "/v1/chat/completions":
-            return self._send(Reply(404, b'{"detail": "Not Found"}'))
-        self._send(app.chat(raw))
+        self._send(app.post(self.path.split("?", 1)[0], raw) or Reply(404, b'{"detail": "Not Found"}'))
 
     def _send(self, reply: Reply) -> None:
         if reply.status == 0:

@@ -16,8 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# Qwen2.5-VL: 14 px patches merged 2x2, so one visual token per 28x28 pixels; its processor accepts up
-# to 12.8 M pixels by default (the reason an unscaled scan overflows --max-model-len).
+# Per family: the side of one visual token (patch x merge) and the Hugging Face processor's pixel range.
+# Qwen2.5-VL: 14 px patches merged 2x2; CapRL-3B accepts up to 12.8 M pixels by default (the reason an
+# unscaled scan overflows --max-model-len). Qwen3-VL: 16 px patches merged 2x2, size.shortest_edge /
+# longest_edge = 65,536 / 16,777,216 px. Written out here, not imported from the client, so that a
+# mistake in the client's arithmetic shows up as a disagreement with this server.
+FAMILY_GRID = {"qwen2.5-vl": (28, 3136, 12_845_056), "qwen3-vl": (32, 65_536, 16_777_216), "generic": (28, 1, 2**40)}
 PIXELS_PER_TOKEN = 28 * 28
 MODEL_MAX_PIXELS = 12_845_056
 CHAT_TEMPLATE_TOKENS = 20
@@ -65,16 +69,41 @@ def decode_data_url(url: str) -> DecodedImage:
     return DecodedImage(head[5:-7], data, sha, rgb.width, rgb.height, (r, g, b))
 
 
-def prompt_tokens(image: DecodedImage | None, text: str) -> int:
-    """Estimate prompt tokens the way Qwen2.5-VL counts them (visual tokens + text + template)."""
-    visual = 0
-    if image is not None:
-        pixels = image.width * image.height
-        scale = min(1.0, math.sqrt(MODEL_MAX_PIXELS / pixels)) if pixels else 1.0
-        rows = max(1, round(image.height * scale / 28))
-        cols = max(1, round(image.width * scale / 28))
-        visual = rows * cols
-    return visual + len(text.split()) + CHAT_TEMPLATE_TOKENS
+def prompt_tokens(image: DecodedImage | None, text: str, kind: str = "vllm", family: str = "qwen2.5-vl") -> int:
+    """Prompt tokens as the server counts them: visual tokens + text + chat template."""
+    visual = visual_tokens(image.width, image.height, kind, family) if image is not None else 0
+    return visual + text_tokens(text)
+
+
+def text_tokens(text: str) -> int:
+    return len(text.split()) + CHAT_TEMPLATE_TOKENS
+
+
+def visual_tokens(width: int, height: int, kind: str, family: str) -> int:
+    """Visual tokens of a width x height image after the server's resizes."""
+    side, low, high = FAMILY_GRID[family]
+    if family == "generic":
+        return -(-width * height // PIXELS_PER_TOKEN)
+    if kind == "sglang":  # processors/qwen_vl.py: its own resize to 28 px multiples first, for every Qwen-VL
+        height, width = _resize(height, width, 28, 4 * 28 * 28, 16384 * 28 * 28)
+    elif kind == "llama.cpp":  # clip.cpp: set_limit_image_tokens(8, 4096)
+        low, high = 8 * side * side, 4096 * side * side
+    elif kind == "ollama":  # llm/llama_server.go: --image-min-tokens 1024
+        low, high = 1024 * side * side, 4096 * side * side
+    height, width = _resize(height, width, side, low, high)
+    return (height // side) * (width // side)
+
+
+def _resize(height: int, width: int, side: int, low: int, high: int) -> tuple[int, int]:
+    """transformers' smart_resize (llama.cpp's calc_size_preserved_ratio does the same)."""
+    h, w = max(side, round(height / side) * side), max(side, round(width / side) * side)
+    if h * w > high:
+        beta = math.sqrt(height * width / high)
+        h, w = max(side, math.floor(height / beta / side) * side), max(side, math.floor(width / beta / side) * side)
+    elif h * w < low:
+        beta = math.sqrt(low / (height * width))
+        h, w = math.ceil(height * beta / side) * side, math.ceil(width * beta / side) * side
+    return h, w
 
 
 def caption_for(image: DecodedImage, *, words: tuple[int, int], self_praise: str) -> str:
@@ -116,24 +145,6 @@ def truncate_tokens(text: str, max_tokens: int) -> tuple[str, int, bool]:
     if len(words) <= max_tokens:
         return text, len(words), False
     return text[: words[max_tokens - 1].end()], max_tokens, True
-
-
-def length_error(prompt_tokens: int, max_tokens: int, max_model_len: int, error_format: str) -> str | None:
-    """vLLM's message when a request does not fit the context, else None."""
-    if prompt_tokens > max_model_len:
-        if error_format == "new":
-            return f"Input length ({prompt_tokens}) exceeds model's maximum context length ({max_model_len})."
-        return (
-            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
-            f"{prompt_tokens} tokens in the messages, Please reduce the length of the messages."
-        )
-    if prompt_tokens + max_tokens > max_model_len:
-        return (
-            f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. This model's maximum context "
-            f"length is {max_model_len} tokens and your request has {prompt_tokens} input tokens "
-            f"({max_tokens} > {max_model_len} - {prompt_tokens})."
-        )
-    return None
 
 
 def completion_body(model: str, text: str, truncated: bool, usage: tuple[int, int]) -> dict[str, Any]:

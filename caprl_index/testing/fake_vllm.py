@@ -1,88 +1,90 @@
-"""A real HTTP server on 127.0.0.1 that speaks vLLM's OpenAI-compatible protocol, for tests and benchmarks.
+"""A real HTTP server on 127.0.0.1 that speaks the OpenAI protocol as a caption server does, for tests.
 
-    with FakeVLLM(model="caprl", latency_s=0.0) as srv:
+    with FakeVLLM(model="caprl", latency_s=0.0) as srv:      # vLLM serving CapRL-3B (Qwen2.5-VL)
         srv.url                      # "http://127.0.0.1:PORT/v1"
         srv.fail_next("500", n=2)    # scripted failures, consumed by the next chat requests
         srv.requests                 # RequestRecord per request, for assertions
 
-Endpoints as vLLM serves them: ``GET /v1/models``, ``GET /health``, ``POST /v1/chat/completions`` (with
-vLLM's error bodies, new or old format), plus ``GET /fake/stats`` (test-only counters). Like vLLM it runs
-at most ``max_num_seqs`` requests at once and queues the rest without limit (it never answers 429).
+    FakeVLLM(kind="llama.cpp", family="qwen3-vl", max_model_len=8192, max_num_seqs=2)   # llama-server, 2 slots
 
-Also runnable as a process: ``python -m caprl_index.testing.fake_vllm --port 8000``.
+``kind`` picks the server whose quirks it imitates (``vllm``, ``sglang``, ``llama.cpp``, ``ollama``,
+``generic``; see :mod:`caprl_index.testing._fake_dialects`): model listing, its own endpoints (``/props``,
+``/api/show``, ...), error bodies and wording, context checks, sampling field names, slots. ``family``
+(``qwen2.5-vl``, ``qwen3-vl``, ``generic``) sets how it counts an image's visual tokens. It runs at most
+``max_num_seqs`` requests at once and queues the rest (Ollama refuses past ``max_queue``).
+
+Also runnable as a process: ``python -m caprl_index.testing.fake_vllm --port 8000 [--kind llama.cpp]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from contextlib import contextmanager
+from typing import Any, Literal, get_args
 
+from caprl_index.testing import _fake_dialects as fd
 from caprl_index.testing import _fake_model as fm
 from caprl_index.testing._fake_http import Handler, LoopbackServer, Reply
+from caprl_index.testing._fake_request import RequestRecord, fill_record, parse_messages
 
-Failure = Literal["500", "503", "malformed", "empty", "drop", "hang", "length", "400", "context"]
-FAILURES: tuple[str, ...] = ("500", "503", "malformed", "empty", "drop", "hang", "length", "400", "context")
+__all__ = ["FAILURES", "FakeVLLM", "RequestRecord", "main"]
 
-
-@dataclass
-class RequestRecord:
-    """One chat request as the server saw it."""
-
-    status: int  # 0 while in progress, and for a connection dropped unanswered
-    outcome: str  # "ok", "length", or the failure it was answered with
-    model: str | None = None
-    prompt: str | None = None
-    image_sha256: str | None = None
-    image_size: tuple[int, int] | None = None  # (width, height)
-    image_bytes: int = 0
-    mime: str | None = None
-    prompt_tokens: int = 0
-    temperature: float | None = None
-    top_p: float | None = None
-    repetition_penalty: float | None = None
-    max_tokens: int | None = None
-    body: dict[str, Any] = field(default_factory=dict, repr=False)
+Kind = Literal["vllm", "sglang", "llama.cpp", "ollama", "generic"]
+Family = Literal["qwen2.5-vl", "qwen3-vl", "generic"]
+Failure = Literal["500", "503", "malformed", "empty", "drop", "hang", "length", "400", "context", "loading", "busy"]
+FAILURES: tuple[str, ...] = get_args(Failure)
+_SLOTS = {"llama.cpp": 4, "ollama": 1}  # llama-server --parallel auto; OLLAMA_NUM_PARALLEL default
+# What each kind reports as the model's path (vLLM's root, SGLang's model_path, llama.cpp's GGUF).
+_PATHS = {
+    "qwen2.5-vl": "internlm/CapRL-3B",
+    "qwen3-vl": "internlm/CapRL-Qwen3VL-4B",
+    "generic": "OpenGVLab/InternVL3-2B",
+}
+_GGUFS = {"qwen2.5-vl": "CapRL-3B.Q4_K_M.gguf", "qwen3-vl": "CapRL-Qwen3VL-4B-Q4_K_M.gguf", "generic": "InternVL3.gguf"}
 
 
 class FakeVLLM:
-    """A vLLM stand-in serving ``model`` on a random (or given) loopback port, in a background thread."""
+    """A caption server stand-in serving ``model`` on a random (or given) loopback port, in a background thread."""
 
     def __init__(
         self,
         model: str = "caprl",
         *,
+        kind: Kind = "vllm",
+        family: Family = "qwen2.5-vl",
+        model_path: str | None = None,
         port: int = 0,
         api_key: str | None = None,
         max_model_len: int = 32768,
+        advertise_context: bool = True,
         latency_s: float = 0.0,
         latency_per_token_s: float = 0.0,
-        max_num_seqs: int = 256,
+        max_num_seqs: int | None = None,
+        max_queue: int = 512,
+        vision: bool = True,
         error_format: Literal["new", "old"] = "new",
+        context_error: Literal["decoder-prompt", "input-length", "max-context"] | None = None,
+        modelfile: str = "num_ctx {ctx}\ntop_k 0",
         caption_words: tuple[int, int] = (60, 200),
         self_praise: Literal["sometimes", "always", "never"] = "sometimes",
         hang_s: float = 3600.0,
     ) -> None:
-        self.model = model
+        self.model, self.kind, self.family = model, kind, family
+        self.model_path = model_path or (f"/models/{_GGUFS[family]}" if kind == "llama.cpp" else _PATHS[family])
         self.api_key = api_key
-        self.max_model_len = max_model_len
-        self.latency_s = latency_s
-        self.latency_per_token_s = latency_per_token_s
-        self.error_format = error_format
-        self.caption_words = caption_words
-        self.self_praise = self_praise
-        self.hang_s = hang_s
+        self.max_model_len, self.advertise_context = max_model_len, advertise_context
+        self.latency_s, self.latency_per_token_s = latency_s, latency_per_token_s
+        self.vision, self.modelfile, self.max_queue = vision, modelfile, max_queue
+        self.error_format, self.context_error = error_format, context_error
+        self.caption_words, self.self_praise, self.hang_s = caption_words, self_praise, hang_s
         self.dead = False  # accept connections but drop them unanswered, like a crashed backend
         self.requests: list[RequestRecord] = []
-        self.max_num_seqs = max_num_seqs
-        self._slots = threading.BoundedSemaphore(max_num_seqs)
+        self.max_num_seqs = max_num_seqs or _SLOTS.get(kind, 256)
+        self._slots = threading.BoundedSemaphore(self.max_num_seqs)
         self._lock = threading.Lock()
         self._failures: deque[str] = deque()
         self._stopping = threading.Event()
@@ -168,23 +170,30 @@ class FakeVLLM:
         return self.api_key is None or header == f"Bearer {self.api_key}"
 
     def models_body(self) -> dict[str, Any]:
-        card = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "vllm"}
-        card |= {"root": self.model, "parent": None, "max_model_len": self.max_model_len, "permission": []}
-        return {"object": "list", "data": [card]}
+        return fd.models_body(self)
+
+    def get(self, path: str) -> Reply | None:
+        if path == "/v1/models":
+            return fd.json_reply(200, self.models_body())
+        return fd.extra_get(self, path)
+
+    def post(self, path: str, raw: bytes) -> Reply | None:
+        return self.chat(raw) if path == "/v1/chat/completions" else fd.extra_post(self, path, raw)
 
     def error(self, status: int, message: str, kind: str) -> Reply:
-        """vLLM's error body: ``{"error": {...}}`` since 2025, ``{"object": "error", ...}`` before."""
-        inner = {"message": message, "type": kind, "param": None, "code": status}
-        body = {"error": inner} if self.error_format == "new" else {"object": "error", **inner}
-        return Reply(status, json.dumps(body).encode())
+        """The server kind's error body (vLLM: ``{"error": {...}}`` since 2025, ``{"object": "error"}`` before)."""
+        return fd.error(self, status, message, kind)
 
     def chat(self, raw: bytes) -> Reply:
-        """Answer one chat completion; only generation holds a slot (vLLM validates and decodes first)."""
+        """Answer one chat completion; only generation holds a slot (servers validate and decode first)."""
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._mark()
+            queued_over = self.in_flight - self.max_num_seqs > self.max_queue
         try:
+            if self.kind == "ollama" and queued_over:
+                return fd.busy(self, "busy")
             return self._chat(raw)
         finally:
             with self._lock:
@@ -218,48 +227,47 @@ class FakeVLLM:
         record.outcome = failure or "ok"
         reply = self._answer(raw, record, failure)
         record.status = reply.status
+        record.error = reply.body.decode("utf-8", "replace") if reply.status >= 400 else None
         return reply
 
     def _answer(self, raw: bytes, record: RequestRecord, failure: str | None) -> Reply:
         try:
             body = json.loads(raw)
-            image, text = _parse_messages(body)
+            if not self.vision and "image_url" in raw.decode("utf-8", "replace"):
+                return fd.no_vision(self)
+            image, text = parse_messages(body)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             return self.error(400, f"Invalid request: {exc}", "BadRequestError")
-        _fill_record(record, body, image, text)
-        if body.get("model") != self.model:
-            return self.error(404, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
+        fill_record(record, body, image, text, self.kind, self.family)
+        refusal = fd.unknown_model(self, body.get("model")) or fd.refused_fields(self, body)
+        if refusal is not None:
+            return refusal
         if failure is not None and failure not in ("length", "empty"):
             return self._failure(failure)
-        too_long = self._check_length(record)
+        too_long, cap = fd.context_limit(self, record, fm.text_tokens(text))
         if too_long is not None:
             record.outcome = "context"
             return too_long
-        return self._complete(body, image, record, failure)
+        return self._complete(image, record, failure, cap)
 
     def _failure(self, failure: str) -> Reply:
         if failure in ("500", "503"):
             return self.error(int(failure), "EngineCore encountered an issue.", "InternalServerError")
+        if failure in ("loading", "busy"):
+            return fd.busy(self, failure)
         if failure == "400":
             return self.error(400, "Invalid value for 'top_p': must be in (0, 1].", "BadRequestError")
         if failure == "context":
-            too_long = fm.length_error(self.max_model_len + 1, 0, self.max_model_len, self.error_format)
-            return self.error(400, str(too_long), "BadRequestError")
+            return fd.overflow(self, self.max_model_len + 1)
         if failure == "malformed":
             return Reply(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
         if failure == "hang":
             self._stopping.wait(self.hang_s)
         return Reply(0, b"")  # "drop" (and a hang that ends): close without answering
 
-    def _check_length(self, record: RequestRecord) -> Reply | None:
-        message = fm.length_error(record.prompt_tokens, record.max_tokens or 0, self.max_model_len, self.error_format)
-        return None if message is None else self.error(400, message, "BadRequestError")
-
-    def _complete(
-        self, body: dict[str, Any], image: fm.DecodedImage, record: RequestRecord, failure: str | None
-    ) -> Reply:
+    def _complete(self, image: fm.DecodedImage, record: RequestRecord, failure: str | None, cap: int | None) -> Reply:
         text = fm.caption_for(image, words=self.caption_words, self_praise=self.self_praise)
-        max_tokens = record.max_tokens or self.max_model_len - record.prompt_tokens
+        max_tokens = min(record.max_tokens or self.max_model_len - record.prompt_tokens, cap or 2**31)
         if failure == "length":
             max_tokens = min(max_tokens, max(1, len(text.split()) // 2))
         text, completion, truncated = fm.truncate_tokens(text, max_tokens)
@@ -275,66 +283,15 @@ class FakeVLLM:
         with self._lock:
             self.busy_s += service
         record.outcome = "length" if truncated else (failure or "ok")
-        usage = (record.prompt_tokens, completion)
-        return Reply(200, json.dumps(fm.completion_body(self.model, text, truncated, usage)).encode())
-
-
-def _parse_messages(body: dict[str, Any]) -> tuple[fm.DecodedImage, str]:
-    """Find the image (data URL) and the text of the user turn."""
-    image: fm.DecodedImage | None = None
-    texts: list[str] = []
-    for message in body["messages"]:
-        content = message["content"]
-        parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        for part in parts:
-            if part["type"] == "image_url":
-                image = fm.decode_data_url(part["image_url"]["url"])
-            elif part["type"] == "text":
-                texts.append(part["text"])
-    if image is None:
-        raise ValueError("this fake CapRL server expects one image_url part")
-    return image, "\n".join(texts)
-
-
-def _fill_record(record: RequestRecord, body: dict[str, Any], image: fm.DecodedImage, text: str) -> None:
-    record.body, record.model, record.prompt = body, body.get("model"), text
-    record.image_sha256, record.image_size = image.sha256, (image.width, image.height)
-    record.image_bytes, record.mime = len(image.data), image.mime
-    record.prompt_tokens = fm.prompt_tokens(image, text)
-    record.temperature, record.top_p = body.get("temperature"), body.get("top_p")
-    record.repetition_penalty, record.max_tokens = body.get("repetition_penalty"), body.get("max_tokens")
+        answer = fm.completion_body(fd.listed_id(self), text, truncated, (record.prompt_tokens, completion))
+        return Reply(200, json.dumps(answer | fd.completion_extras(self)).encode())
 
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted; prints ``ready <url>`` once listening."""
-    parser = argparse.ArgumentParser(prog="python -m caprl_index.testing.fake_vllm", description=__doc__)
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", default="caprl", help="served model name")
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--max-model-len", type=int, default=32768)
-    parser.add_argument("--latency", type=float, default=0.0, help="fixed seconds per request")
-    parser.add_argument("--per-token", type=float, default=0.0, help="extra seconds per output token")
-    parser.add_argument("--max-num-seqs", type=int, default=256, help="requests generated at once")
-    parser.add_argument("--caption-words", type=int, nargs=2, default=(60, 200), metavar=("MIN", "MAX"))
-    parser.add_argument("--old-errors", action="store_true", help="pre-2025 vLLM error bodies")
-    args = parser.parse_args(argv)
-    server = FakeVLLM(
-        args.model,
-        port=args.port,
-        api_key=args.api_key,
-        max_model_len=args.max_model_len,
-        latency_s=args.latency,
-        latency_per_token_s=args.per_token,
-        max_num_seqs=args.max_num_seqs,
-        caption_words=tuple(args.caption_words),
-        error_format="old" if args.old_errors else "new",
-    )
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with server:
-        print(f"ready {server.url}", flush=True)
-        with suppress(KeyboardInterrupt):
-            done.wait()
+    from caprl_index.testing._fake_cli import serve
+
+    serve(argv)
 
 
 if __name__ == "__main__":
