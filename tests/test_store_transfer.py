@@ -138,6 +138,9 @@ def test_legacy_folder_migrates_with_its_vectors_and_is_kept(tmp_path: Path) -> 
     path = tmp_path / "qdrant"
     points = legacy_folder(path)
     assert is_legacy_local(path) and "caprl-index migrate" in str(legacy_error(path))
+    with pytest.raises(StoreError, match=r"earlier caprl-index .*Run `caprl-index migrate`"):
+        EdgeEngine(path, "caprl")  # recognised: nothing is written into the old folder
+    assert not (path / "edge").exists()
     result = migrate_legacy(path, "caprl")
     assert result.collections == ("caprl", "second") and (result.points, result.records) == (120, 4)
     assert result.old_folder == tmp_path / "qdrant.pre-edge" and is_legacy_local(result.old_folder)

@@ -45,9 +45,11 @@ from caprl_index.store.engine import (
     record_id,
 )
 from caprl_index.store.folder_lock import FolderLock, in_use_message
+from caprl_index.store.transfer import is_legacy_local, legacy_error
 
 T = TypeVar("T")
 EDGE_DIR = "edge"
+UPSERT_BATCH = 1024
 INGEST_INDEXES = ("file_path", "file_sha256")  # what ingest filters on: delete a file, drop stale points
 _HNSW = qe.HnswIndexConfig(m=16, ef_construct=128, full_scan_threshold=10_000)
 # prevent_unoptimized=False keeps fresh points visible before optimize(); the rest are Qdrant's defaults.
@@ -65,6 +67,8 @@ class EdgeEngine:
     def __init__(self, path: Path, collection: str) -> None:
         self.path = Path(path)
         self.collection = collection
+        if is_legacy_local(self.path):
+            raise legacy_error(self.path)  # never write an Edge index into the old format's folder
         self._points_dir = edge_dir(self.path) / collection
         self._records_dir = edge_dir(self.path) / (collection + RECORDS_SUFFIX)
         self._lock = FolderLock(edge_dir(self.path) / f"{collection}.lock", self.path)
@@ -101,10 +105,12 @@ class EdgeEngine:
 
     # --- points -----------------------------------------------------------------------------
     def upsert(self, points: Sequence[NewPoint]) -> None:
-        if points:
-            shard = self._need_points()
-            op = qe.UpdateOperation.upsert_points([_point(p) for p in points])
-            self._call(lambda: shard.update(op), "write points to")
+        if not points:
+            return
+        shard = self._need_points()
+        for start in range(0, len(points), UPSERT_BATCH):  # one WAL record each, well inside a 32 MiB segment
+            op = qe.UpdateOperation.upsert_points([_point(p) for p in points[start : start + UPSERT_BATCH]])
+            self._call(lambda o=op: shard.update(o), "write points to")  # type: ignore[misc]
 
     def retrieve(self, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
         if not ids or self._points is None:
@@ -323,14 +329,18 @@ def _records_config() -> qe.EdgeConfig:
     return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=1, distance=qe.Distance.Dot))
 
 
+# Payload indexes stay in their memory-mapped files (Cold): held in RAM, the keyword maps are rebuilt on the
+# heap at every open, which was most of the open time (100k points: open 1.04 s -> 0.31 s, RSS 614 -> 415 MB,
+# filtered queries unchanged at ~5 ms).
 def _keyword_index() -> qe.KeywordIndexParams:
-    return qe.KeywordIndexParams()
+    return qe.KeywordIndexParams(memory=qe.Memory.Cold)
 
 
 def _query_indexes() -> dict[str, Any]:
+    cold = qe.Memory.Cold
     out: dict[str, Any] = {key: _keyword_index() for key in KEYWORD_INDEXES if key not in INGEST_INDEXES}
-    out.update({key: qe.IntegerIndexParams(lookup=True, range=True) for key in INTEGER_INDEXES})
-    out[TEXT_INDEX] = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True)
+    out.update({key: qe.IntegerIndexParams(lookup=True, range=True, memory=cold) for key in INTEGER_INDEXES})
+    out[TEXT_INDEX] = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, memory=cold)
     return out
 
 
