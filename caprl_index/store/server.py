@@ -5,21 +5,17 @@ disk) and `bm25` (sparse, IDF), HNSW m=16 / ef_construct=128, keyword/integer/fu
 `<collection>_files` with one point per file record (a 1-d placeholder vector). Writes wait for the server's
 acknowledgement (`wait=True`): the server has them in its WAL when the call returns.
 
-Only transient transport failures are retried (connection refused or reset, timeouts, 5xx, and 429 with
-the server's Retry-After): a 4xx or a bad value fails the same way every time, so it is raised at once.
-qdrant-client's in-process modes (`:memory:`, `path=`) run the same code for tests; they warn on payload
-indexes and have no use for them, so none are made there.
+Only transient transport failures are retried (`server_transport.is_transient`); a 4xx or a bad value fails
+the same way every time, so it is raised at once. qdrant-client's in-process modes (`:memory:`, `path=`) run
+the same code for tests; they warn on payload indexes and have no use for them, so none are made there.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
-from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from caprl_index.errors import StoreError
 from caprl_index.store.engine import (
@@ -36,38 +32,11 @@ from caprl_index.store.engine import (
     fused_order,
     record_id,
 )
+from caprl_index.store.server_transport import RETRY_DELAYS, connect, is_transient, retry
 
+__all__ = ["ServerEngine", "connect", "is_transient"]
 T = TypeVar("T")
 UPSERT_BATCH = 256
-RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before each retry; 5 attempts in all
-
-
-def connect(url: str, api_key: str | None = None, *, timeout: int = 120) -> QdrantClient:
-    """A client for the server at `url`, checked by one request; StoreError naming the fix when unreachable."""
-    client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)
-    try:
-        client.get_collections()
-    except Exception as exc:
-        client.close()
-        raise StoreError(
-            f"cannot reach Qdrant at {url}: {exc}. Start it (docker compose up qdrant), check "
-            "CAPRL_QDRANT_URL / CAPRL_QDRANT_API_KEY, or unset the URL for the embedded store."
-        ) from exc
-    return client
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that may pass on a retry: the transport, the server's 5xx, and 429."""
-    import httpx
-
-    if isinstance(exc, ResourceExhaustedResponse | httpx.TransportError):
-        return True
-    if isinstance(exc, ResponseHandlingException):  # wraps transport errors and response parsing errors alike
-        return isinstance(exc.source, httpx.TransportError)
-    if isinstance(exc, UnexpectedResponse):
-        return exc.status_code is not None and exc.status_code >= 500
-    code = getattr(exc, "code", None)  # grpc.RpcError, without importing grpc
-    return callable(code) and getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
 
 
 class ServerEngine:
@@ -110,6 +79,7 @@ class ServerEngine:
     def create(self, dim: int) -> None:
         if not self.exists():
             self._created_elsewhere_ok(lambda: self._create_points(dim))
+            self._index_payload()  # apart from the creation: a retried or lost creation race still indexes
         elif self.dense_size() != dim:
             raise StoreError(
                 f"collection {self.collection!r} in {self.describe()} holds {self.dense_size()}-d vectors (or "
@@ -135,16 +105,19 @@ class ServerEngine:
             replication_factor=self.replication_factor,
             hnsw_config=models.HnswConfigDiff(m=16, ef_construct=128),
         )
+
+    def _index_payload(self) -> None:
+        """The payload indexes; the server accepts an index that exists already, so this may run twice."""
         if self._in_process:
             return
-        for key in KEYWORD_INDEXES:
-            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
-        for key in INTEGER_INDEXES:
-            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.INTEGER)
         text = models.TextIndexParams(
             type=models.TextIndexType.TEXT, tokenizer=models.TokenizerType.WORD, lowercase=True
         )
-        self.client.create_payload_index(self.collection, TEXT_INDEX, text)
+        schemas: dict[str, Any] = {key: models.PayloadSchemaType.KEYWORD for key in KEYWORD_INDEXES}
+        schemas.update({key: models.PayloadSchemaType.INTEGER for key in INTEGER_INDEXES})
+        schemas[TEXT_INDEX] = text
+        for key, schema in schemas.items():
+            self._retry(lambda k=key, s=schema: self.client.create_payload_index(self.collection, k, s))  # type: ignore[misc]
 
     def _create_records(self) -> None:
         self.client.create_collection(
@@ -299,16 +272,7 @@ class ServerEngine:
         self.client.close()
 
     def _retry(self, op: Callable[[], T]) -> T:
-        """Run `op`, retrying transient failures after each of `retry_delays`; StoreError when it fails."""
-        for delay in (*self.retry_delays, None):
-            try:
-                return op()
-            except Exception as exc:
-                if delay is None or not is_transient(exc):
-                    raise StoreError(f"Qdrant ({self.describe()}) failed: {exc}") from exc
-                wait = exc.retry_after_s if isinstance(exc, ResourceExhaustedResponse) else delay
-                time.sleep(min(float(wait), 30.0))
-        raise AssertionError("unreachable")
+        return retry(op, self.retry_delays, self.describe())
 
 
 # --- conversions ----------------------------------------------------------------------------
