@@ -321,3 +321,10 @@ def test_reopen_after_close_and_optimize(tmp_path: Path) -> None:
         assert again.count() == N and again.dense_size() == DIM and list(again.records()) == [file_path(0)]
         assert again.query(dataset()[3].dense, query_vector(RARE), limit=5, flt=None, depth=20, rrf_k=61) == hits
         assert again.count(PointFilter(page_from=2, page_to=2, kinds=("text",))) > 0  # indexes added by optimize
+
+
+def test_a_large_upsert_is_written_in_wal_sized_batches(tmp_path: Path) -> None:
+    with EdgeEngineOpen(tmp_path) as e:
+        e.create(DIM)
+        e.upsert(synthetic_points(0, 2500, dim=DIM))  # three WAL records, not one of ~15 MB
+        assert e.count() == 2500
