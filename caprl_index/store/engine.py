@@ -128,7 +128,7 @@ class Engine(Protocol):
         self, dense: list[float], sparse: Sparse | None, *, limit: int, flt: PointFilter | None, depth: int, rrf_k: int
     ) -> list[StoredPoint]:
         """Dense and sparse prefetches (`depth` each) fused by reciprocal rank (Qdrant's `Rrf(k=rrf_k)`,
-        ranks from 0); dense only when `sparse` is None or empty."""
+        ranks from 0), equal scores in id order (`fused_order`); dense only when `sparse` is None or empty."""
         ...
 
     def query_each(
@@ -154,6 +154,16 @@ class Engine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def fused_order(points: Sequence[StoredPoint], limit: int) -> list[StoredPoint]:
+    """The best `limit` of fused candidates, equal scores in id order.
+
+    RRF gives many exact ties (dense rank i + sparse rank j scores the same as j + i) and Qdrant sorts them in
+    hash order, which changes between runs; engines fetch every fused candidate and cut here instead, so a
+    query returns the same points in the same order on every run and on both engines.
+    """
+    return sorted(points, key=lambda p: (-p.score, p.id))[:limit]
 
 
 def record_id(file_path: str) -> str:
