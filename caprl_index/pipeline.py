@@ -50,21 +50,30 @@ def ingest(
     reporter: Reporter | None = None,
     *,
     embedder: Embedder | None = None,
+    store: QdrantStore | None = None,
 ) -> RunStats:
-    """Ingest files and folders into the configured collection; returns the run's counters."""
-    run = _Run(settings, options or IngestOptions(), reporter or Reporter(), embedder)
+    """Ingest files and folders into the configured collection; returns the run's counters.
+
+    `store` (default: the one the settings name) is closed when the run ends.
+    """
+    run = _Run(settings, options or IngestOptions(), reporter or Reporter(), embedder, store)
     return asyncio.run(run.execute(paths))
 
 
 class _Run:
     def __init__(
-        self, settings: Settings, options: IngestOptions, reporter: Reporter, embedder: Embedder | None
+        self,
+        settings: Settings,
+        options: IngestOptions,
+        reporter: Reporter,
+        embedder: Embedder | None,
+        store: QdrantStore | None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.reporter = reporter
         self.stats = RunStats()
-        self.store = QdrantStore(settings)
+        self.store = store or QdrantStore(settings)
         self.embedder = embedder or open_embedder(settings)
         self.captioner: Any = None
         self.chunker: Chunker | None = None
@@ -126,6 +135,8 @@ class _Run:
             self._chunker_ready = asyncio.ensure_future(self._load_model())
             await asyncio.gather(*(self._guarded_file(f) for f in todo))
             await self._chunker_ready  # a model that failed to load is reported even when no page got that far
+            if self.stats.points:
+                await self._in_store(self.store.optimize)  # the bulk load is done: build the indexes
         finally:
             self.reporter.stop()
 

@@ -20,7 +20,9 @@ from qdrant_client import QdrantClient
 from caprl_index.config import Settings
 from caprl_index.pipeline import ingest
 from caprl_index.reader import CapRLEmbedding, CapRLReader
+from caprl_index.store import QdrantStore
 from caprl_index.store.payload import document_id
+from caprl_index.store.server import ServerEngine
 from caprl_index.testing.fake_vllm import FakeVLLM
 from tests.conftest import EXAMPLES, free_port
 
@@ -56,7 +58,9 @@ def reader_docs(tmp_path_factory: pytest.TempPathFactory) -> list[Document]:
 
 def test_stock_qdrant_vector_store_reads_cli_collection(embedder: Any, tmp_path: Path) -> None:
     settings = offline_settings(tmp_path)
-    stats = ingest([REPORT], settings, embedder=embedder)
+    # A server-mode collection (qdrant-client's local mode stands in for the server here).
+    server = QdrantStore(settings, engine=ServerEngine(QdrantClient(path=str(settings.qdrant_path)), "caprl"))
+    stats = ingest([REPORT], settings, embedder=embedder, store=server)
     assert stats.files_indexed == 1 and stats.figures >= 3
 
     client = QdrantClient(path=str(settings.qdrant_path))

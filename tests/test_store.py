@@ -129,7 +129,7 @@ def test_locked_folder_is_a_clear_error(tmp_path: Path) -> None:
     first = QdrantStore(settings)
     first.engine  # noqa: B018 - opens and locks the folder
     try:
-        with pytest.raises(StoreError, match="in use by another"):
-            QdrantStore(settings).engine  # noqa: B018
+        with pytest.raises(StoreError, match="already open in this process"):
+            QdrantStore(settings).engine  # noqa: B018 (another process: tests/test_store_engines.py)
     finally:
         first.close()

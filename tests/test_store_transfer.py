@@ -14,9 +14,7 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from caprl_index.config import Settings
 from caprl_index.errors import StoreError
-from caprl_index.store import QdrantStore
 from caprl_index.store.edge import EdgeEngine
 from caprl_index.store.engine import Engine, NewPoint
 from caprl_index.store.server import ServerEngine, connect, is_transient
@@ -124,13 +122,15 @@ def test_copy_refuses_a_destination_of_another_size(edge: EdgeEngine, server: Se
 def legacy_folder(path: Path) -> list[NewPoint]:
     """An index written by today's `QdrantStore` in qdrant-client local mode, as users have them."""
     points = synthetic_points(0, 60, dim=DIM)
-    for name in ("caprl", "second"):
-        old = QdrantStore(Settings(qdrant_path=path, collection=name))
-        old.ensure_collection(DIM)
-        old.upsert([(p.id, p.dense, p.sparse, p.payload) for p in points])
-        for record in RECORDS:
-            old.put_record(record)
-        old.close()
+    client = QdrantClient(path=str(path))  # the previous release's embedded store: this layout, in local mode
+    try:
+        for name in ("caprl", "second"):
+            old = ServerEngine(client, name)
+            old.create(DIM)
+            old.upsert(points)
+            old.put_records(RECORDS)
+    finally:
+        client.close()
     return points
 
 

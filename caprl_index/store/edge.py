@@ -95,6 +95,9 @@ class EdgeEngine:
                 f"collection {self.collection!r} in {self.path} holds {self.dense_size()}-d vectors but the "
                 f"embedding model gives {dim}-d. Use a new --collection for a different CAPRL_EMBED_MODEL."
             )
+        self.ensure_records()
+
+    def ensure_records(self) -> None:
         if self._records is None:
             self._records = _create(self._records_dir, _records_config(), ())
 
@@ -198,12 +201,12 @@ class EdgeEngine:
     def put_records(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        if self._records is None:
-            self._records = _create(self._records_dir, _records_config(), ())
+        self.ensure_records()
         if self._points is not None:
             self._call(self._points.flush, "flush")  # the points a record vouches for reach the disk first
         points = [qe.Point(record_id(r["file_path"]), [1.0], dict(r)) for r in records]
         shard = self._records
+        assert shard is not None  # ensure_records made it
         self._call(lambda: shard.update(qe.UpdateOperation.upsert_points(points)), "write file records to")
         self._call(shard.flush, "flush")
 

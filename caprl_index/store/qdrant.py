@@ -40,17 +40,20 @@ class QdrantStore:
         return self._engine
 
     def _open(self) -> Engine:
-        from caprl_index.store import client_engine
-
         s = self.settings
         if s.qdrant_url:
+            from caprl_index.store.server import ServerEngine, connect
+
             key = s.qdrant_api_key.get_secret_value() if s.qdrant_api_key else None
-            shards = {"shard_number": s.shards, "replication_factor": s.replication_factor}
-            return client_engine.connect_server(s.qdrant_url, key, s.collection, shards)
+            client = connect(s.qdrant_url, key)
+            return ServerEngine(
+                client, s.collection, shards=s.shards, replication_factor=s.replication_factor, describe=s.qdrant_url
+            )
         if not self._create and not s.qdrant_path.is_dir():
             raise StoreError(self.missing_message())
-        s.qdrant_path.mkdir(parents=True, exist_ok=True)
-        return client_engine.open_local(Path(s.qdrant_path), s.collection)
+        from caprl_index.store.edge import EdgeEngine
+
+        return EdgeEngine(Path(s.qdrant_path), s.collection)
 
     def missing_message(self) -> str:
         return (
@@ -65,7 +68,7 @@ class QdrantStore:
 
     def describe(self) -> str:
         s = self.settings
-        return s.qdrant_url or f"local folder {s.qdrant_path}"
+        return s.qdrant_url or f"embedded index {s.qdrant_path}"
 
     # --- collections ------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -93,6 +96,10 @@ class QdrantStore:
 
     def ensure_records(self) -> None:
         self.engine.ensure_records()
+
+    def optimize(self) -> None:
+        """Build the indexes after a bulk load (the embedded engine; a server does it itself)."""
+        self.engine.optimize()
 
     # --- points -----------------------------------------------------------------------------
     def upsert(self, points: Sequence[NewPoint]) -> None:

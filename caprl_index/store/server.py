@@ -85,6 +85,9 @@ class ServerEngine:
                 f"collection {self.collection!r} in {self.describe()} holds {self.dense_size()}-d vectors (or "
                 f"none named {DENSE!r}) but the embedding model gives {dim}-d. Use a new --collection."
             )
+        self.ensure_records()
+
+    def ensure_records(self) -> None:
         if not self._has(self.records_collection):
             self._created_elsewhere_ok(self._create_records)
 
