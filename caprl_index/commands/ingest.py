@@ -1,0 +1,43 @@
+"""`caprl-index ingest`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from caprl_index.commands import EXIT_OK, EXIT_PARTIAL, positive
+from caprl_index.config import Settings
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ingest", parents=[common], help="index files and folders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--captioner", choices=["auto", "vllm", "ocr", "none"], help="figure captioner [auto]")
+    p.add_argument("--no-figures", action="store_true", help="index page text only (text-only baseline)")
+    p.add_argument("--prune", action="store_true", help="remove files that are no longer on disk")
+    p.add_argument("--force", action="store_true", help="re-ingest unchanged files too")
+    p.add_argument("--recaption", action="store_true", help="re-caption figures made with an older prompt")
+    p.add_argument("--strict", action="store_true", help="stop at the first file that fails")
+    p.add_argument("--shard", metavar="I/N", help="ingest only this machine's part of the files (1-based)")
+    p.add_argument("--shards", type=positive, help="shard_number when the collection is created")
+    p.add_argument("--replication-factor", type=positive, help="replication_factor when the collection is created")
+    p.add_argument("--workers", type=positive, help="parser processes (default: CPUs)")
+    p.set_defaults(func=cmd_ingest)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from caprl_index.pipeline import IngestOptions, ingest
+    from caprl_index.progress import make_reporter
+    from caprl_index.report import print_summary
+    from caprl_index.sources.discover import parse_shard
+
+    options = IngestOptions(
+        force=args.force,
+        prune=args.prune,
+        recaption=args.recaption,
+        strict=args.strict,
+        shard=parse_shard(args.shard) if args.shard else None,
+    )
+    stats = ingest(args.paths, settings, options, make_reporter())
+    print_summary(stats, settings)
+    return EXIT_PARTIAL if stats.failures else EXIT_OK
