@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     collection: str = Field(default="caprl", min_length=1, description="Qdrant collection name.")
     shards: int | None = Field(default=None, ge=1, description="shard_number when creating the collection.")
     replication_factor: int | None = Field(default=None, ge=1, description="replication_factor at creation.")
+    keep_images: bool = Field(
+        default=True,
+        description="Keep the figure crops and page renders behind every hit (image_uri, page_image_uri).",
+    )
+    image_root: Path | None = Field(
+        default=None,
+        description="Folder of the kept images; default: images/ beside the index (parent of qdrant_path).",
+    )
     cache_dir: Path | None = Field(
         default=None, description="Caption cache folder; default: beside the index (parent of qdrant_path)."
     )
