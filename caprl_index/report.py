@@ -170,7 +170,17 @@ def collection_status(store: QdrantStore) -> dict[str, Any]:
         ],
         "stale_prompt": [r.file_path for r in complete if r.prompt_version not in (None, prompt)],
         "missing_on_disk": [r.file_path for r in complete if not os.path.lexists(r.file_path)],
+        "images": _image_usage(store.settings),
     }
+
+
+def _image_usage(settings: Settings) -> dict[str, Any]:
+    from caprl_index.evidence import open_image_store
+
+    images = open_image_store(settings)
+    if images is None:
+        return {"kept": False, "bytes": 0}
+    return {"kept": True, "root": str(getattr(images, "root", "")), "bytes": images.size_bytes()}
 
 
 def _prompt_version(settings: Settings) -> str:
@@ -184,6 +194,9 @@ def print_status(status: dict[str, Any]) -> None:
     print(f"files {status['files']}  pages {status['pages']}  figures {status['figures']}  points {status['points']}")
     sources = ", ".join(f"{k} {v}" for k, v in sorted(status["caption_sources"].items())) or "-"
     print(f"caption sources: {sources}")
+    images = status["images"]
+    if images["kept"]:
+        print(f"images: {images['bytes'] / 1_048_576:.1f} MB in {safe(images['root'])}")
     for kind, n in sorted(status["caption_failures"].items(), key=lambda kv: -kv[1]):
         print(f"caption failures, {kind}: {n}; {failure_advice(kind)}")
     for item in status["captions_pending"]:
