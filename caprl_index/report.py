@@ -115,8 +115,9 @@ def print_summary(stats: RunStats, settings: Settings) -> None:
         print(note, file=sys.stderr)
 
 
-def print_hits(hits: Sequence[Any], *, width: int = 300) -> None:
-    """Ranked hits, two lines each: provenance, then the start of the chunk text."""
+def print_hits(hits: Sequence[Any], *, width: int = 300, images: Any = None) -> None:
+    """Ranked hits: provenance, the start of the chunk text, and where its image is (a file link on
+    terminals that support OSC 8 hyperlinks: rich writes them only there)."""
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -129,6 +130,11 @@ def print_hits(hits: Sequence[Any], *, width: int = 300) -> None:
             f"[bold]{i:>2}.[/bold] {h.score:.3f}  [cyan]{markup(h.file_name)}[/cyan] p.{h.page}  {markup(kind)}{bbox}"
         )
         console.print(f"    {markup(text)}")
+        uri = h.image_uri or h.page_image_uri
+        path = images.local_path(uri) if images is not None and uri else None
+        if path is not None:
+            url = path.resolve().as_uri()  # percent-encoded: nothing of the name reaches the terminal raw
+            console.print(f"    [dim]image:[/dim] [link={url}]{markup(path)}[/link]", soft_wrap=True)
     if not hits:
         print("no results", file=sys.stderr)
 
