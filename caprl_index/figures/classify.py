@@ -42,6 +42,11 @@ def classify_region(region: Region, pixels: Any | None, texts: list[str] | None 
     return "photo" if stats and stats[0] > 0.5 else "other"
 
 
+def looks_like_photo(image: Any) -> bool:
+    """A photograph (many colours, little white) rather than a drawing, from a PIL image."""
+    return _looks_like_photo(*pixel_stats(image))
+
+
 def classify_pixels(image: Any) -> str:
     """photo | other for a whole raster page (an image file, a scan) from a PIL image."""
     spread, white = pixel_stats(image)
