@@ -29,8 +29,8 @@ from pptx.util import Inches
 from caprl_index.config import Settings
 from caprl_index.errors import CorruptFile, EncryptedFile, UnsupportedFile
 from caprl_index.models import SourceFile
-from caprl_index.sources.base import PreparedDocument
 from caprl_index.sources import parse_pages
+from caprl_index.sources.base import PreparedDocument
 from caprl_index.sources.discover import source_file
 from caprl_index.sources.pptx_charts import ChartData, chart_text, parse_chart
 from caprl_index.sources.pptx_native import parse_presentation, slide_charts
