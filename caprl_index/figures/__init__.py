@@ -82,13 +82,16 @@ def _make_figure(page: Any, content: PageContent, region: Region, max_pixels: in
 
 
 def _needs_ocr(region: Region, content: PageContent, figure_type: str, texts: list[str]) -> bool:
-    """No usable text layer inside: too few words, and pixels that may hold some. Where the text
-    layer covers the region OCR is skipped: it would only repeat it, at ~0.3 s a crop."""
-    if len(" ".join(texts).split()) >= MIN_TEXT_WORDS:
-        return False
+    """No usable text layer inside, and pixels that may hold some: a picture with fewer than
+    MIN_TEXT_WORDS words over it, or a drawing with more letter-shaped outlines than text-layer
+    letters. Where the text layer covers the region OCR is skipped: it would only repeat it, at
+    ~0.3 s a crop."""
     if region.images:
-        return figure_type != "photo"
-    return glyph_paths(content.paths, region.bbox) >= MIN_GLYPHS
+        return figure_type != "photo" and len(" ".join(texts).split()) < MIN_TEXT_WORDS
+    # Outlined labels: more letter shapes than the text layer has letters (a chart whose title is
+    # text but whose ticks and values are outlines still needs reading).
+    glyphs = glyph_paths(content.paths, region.bbox)
+    return glyphs >= MIN_GLYPHS and glyphs > 2 * sum(len(t) for t in texts)
 
 
 def _sub_image(image: Any, shown: BBox, part: BBox) -> Any:
