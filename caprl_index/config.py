@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     captioner: Literal["auto", "vllm", "ocr", "none"] = Field(
         default="auto",
         description="auto: vLLM when it lists the model, else OCR text with a warning; vllm: require it; "
-        "ocr: OCR text only; none: printed caption and nearby text only.",
+        "ocr: OCR text of figures without a text layer; none: no figure OCR, printed caption, text layer and "
+        "nearby text only.",
     )
     max_tokens: int = Field(default=2048, ge=16, description="max_tokens per caption request.")
     max_pixels: int = Field(
