@@ -52,7 +52,9 @@ def classify_region(region: Region, pixels: Any | None, texts: list[str] | None 
     numbers = sum(1 for t in texts if _NUMBER.match(t))
     rows = sum(1 for t in texts if len(_NUMBER_TOKEN.findall(t)) >= 2)
     words = sum(len(t.split()) for t in texts)
-    stats = pixel_stats(pixels) if pixels is not None else None
+    # The thumbnail is made only where pixels decide (pictures; wordy layouts): ~5 ms a region.
+    looked = pixels is not None and (bool(region.images) or words > INFOGRAPHIC_WORDS)
+    stats = pixel_stats(pixels) if looked else None
     if _drawn_table(region, texts) or (len(texts) >= TABLE_LINES and rows >= TABLE_ROWS * len(texts)):
         return "table"  # before slivers: a wide financial table is a banner's shape
     if _sliver(region.bbox):
