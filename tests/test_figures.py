@@ -448,3 +448,27 @@ def test_golden_debian_figure_captions() -> None:
         with pymupdf.open(path) as pdf:
             found += bool(page_regions(pdf[item["page"] - 1], item["page"] - 1, doc, settings))
     assert found >= 0.8 * len(wanted)
+
+
+def _picture_region(width: float = 300, height: float = 200) -> object:
+    from caprl_index.figures.content import ImageBox
+    from caprl_index.figures.regions import Region
+
+    box = (100.0, 100.0, 100 + width, 100 + height)
+    return Region(box, images=[ImageBox(box, 7, 600, 400, 50_000)], n_graphic=1, n_shapes=1)
+
+
+def test_figure_types_of_pictures_greyscale_photo_and_flat_artwork() -> None:
+    import numpy as np
+
+    from caprl_index.figures.classify import classify_region
+
+    rng = np.random.default_rng(1)
+    tones = np.linspace(0, 130, 300)[None, :] + np.linspace(0, 100, 200)[:, None]  # a grey scene's range
+    grey = np.clip(tones + rng.normal(0, 12, (200, 300)), 0, 235).astype("uint8")  # and its grain
+    assert classify_region(_picture_region(), Image.fromarray(grey).convert("RGB"), []) == "photo"
+    # Flat panels on a dark ground spread over many colours once anti-aliased: not a photo, so OCR'd.
+    path = Path(__file__).resolve().parents[1] / "examples" / "docs" / "city-transit-infographic.pdf"
+    settings = Settings()
+    (art,) = parse_pages(prepare(source_file(path), settings, Path("/tmp")), 0, 1, settings)[0].figures
+    assert art.figure_type != "photo" and "passenger trips" in art.ocr_text

@@ -55,7 +55,10 @@ def classify_region(region: Region, pixels: Any | None, texts: list[str] | None 
     # The thumbnail is made only where pixels decide (pictures; wordy layouts): ~5 ms a region.
     looked = pixels is not None and (bool(region.images) or words > INFOGRAPHIC_WORDS)
     stats = pixel_stats(pixels) if looked else None
-    if _drawn_table(region, texts) or (len(texts) >= TABLE_LINES and rows >= TABLE_ROWS * len(texts)):
+    framed_numbers = not region.images and region.n_graphic <= 1 and numbers >= CHART_NUMBERS * len(texts)
+    if len(texts) >= TABLE_LINES and (rows >= TABLE_ROWS * len(texts) or framed_numbers):
+        return "table"  # lines of several numbers; or columns of numbers in a frame, with no chart ink
+    if _drawn_table(region, texts):
         return "table"  # before slivers: a wide financial table is a banner's shape
     if _sliver(region.bbox):
         return "other"  # a margin strip, a banner
