@@ -36,7 +36,7 @@ def corpus(data: Path, docs: int, into: Path) -> tuple[Path, int]:
     return into, pages
 
 
-def ingest(docs: Path, root: Path, keep: bool) -> float:
+def ingest(docs: Path, root: Path, keep: bool) -> tuple[float, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CAPRL_KEEP_IMAGES": str(keep).lower(), "CAPRL_CAPTIONER": "auto"}
     env["CAPRL_VLLM_URL"] = "http://127.0.0.1:9/v1"  # nothing listens: OCR text, as without a GPU
     cmd = [sys.executable, "-m", "caprl_index.cli", "ingest", str(docs), "--qdrant-path", str(root / "qdrant")]
@@ -45,7 +45,9 @@ def ingest(docs: Path, root: Path, keep: bool) -> float:
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         raise SystemExit(f"ingest failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return wall
+    summary = next((ln for ln in proc.stderr.splitlines() if ln.startswith("files: ")), "files: ?")
+    failed = [ln for ln in proc.stderr.splitlines() if ln.startswith("FAILED ")]
+    return wall, summary + "".join(f"\n    {ln}" for ln in failed)
 
 
 def sizes(images: Path) -> dict[str, int]:
@@ -67,8 +69,8 @@ def main() -> None:
         docs, pages = corpus(args.data, args.docs, work / "docs")
         walls: dict[bool, float] = {}
         for keep in (False, True) if args.docs % 2 else (True, False):
-            walls[keep] = ingest(docs, work / f"keep-{keep}", keep)
-            print(f"images {'kept' if keep else 'off '}: {walls[keep]:7.1f} s for {pages} pages", flush=True)
+            walls[keep], summary = ingest(docs, work / f"keep-{keep}", keep)
+            print(f"images {'kept' if keep else 'off '}: {walls[keep]:7.1f} s for {pages} pages; {summary}", flush=True)
         kept = sizes(work / "keep-True" / "images")
         total = sum(kept.values())
         print(f"ingest time with images / without: {walls[True] / walls[False]:.3f}")

@@ -28,6 +28,18 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CAPRL_VLLM_URL", f"http://127.0.0.1:{free_port()}/v1")  # nothing listens there
 
 
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """`caprl-index` binds the root log handler to the stderr of its call; a test's captured stderr is
+    closed after it, so the handler goes with the test (library calls in a later test would log into a
+    closed stream)."""
+    import logging
+
+    yield
+    for handler in list(logging.root.handlers):
+        logging.root.removeHandler(handler)
+
+
 def free_port() -> int:
     """A loopback port with nothing listening on it (right now)."""
     with socket.socket() as s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -194,9 +195,12 @@ def test_page_fusion_rewards_a_page_whose_text_and_figure_both_match() -> None:
 
 
 def test_a_long_figures_chunks_show_as_one_hit() -> None:
+    def figure(id: str, box: list[float], text: str) -> Hit:
+        return replace(hit(2, "figure", 0), id=id, figure_type="chart", bbox=box, text=text)
+
     box = [10.0, 20.0, 300.0, 400.0]
-    first, second = (Hit(0.0, "/d/r.pdf", 2, "figure", "chart", box, f"part {i}", id=f"f{i}") for i in (0, 1))
-    other = Hit(0.0, "/d/r.pdf", 2, "figure", "chart", [10.0, 420.0, 300.0, 700.0], "", id="g")
+    first, second = (figure(f"f{i}", box, f"part {i}") for i in (0, 1))
+    other = figure("g", [10.0, 420.0, 300.0, 700.0], "")
     texts = [hit(2, "text", 7), hit(2, "text", 8)]  # neighbouring text chunks are different content
     assert [h.id for h in one_per_figure([first, *texts, second, other])] == ["f0", "7", "8", "g"]
 
