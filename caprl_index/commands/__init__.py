@@ -4,6 +4,7 @@ ingest.py   ingest
 search.py   search, eval
 index.py    status, delete
 servers.py  caption, doctor
+serve.py    serve (the HTTP service; search, status, ingest and delete go through it when it holds the index)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def positive(value: str) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the `sub` parsers; `common` carries the connection options."""
-    from caprl_index.commands import index, ingest, search, servers
+    from caprl_index.commands import index, ingest, search, serve, servers
 
-    for module in (ingest, search, index, servers):
+    for module in (ingest, search, index, servers, serve):
         module.register(sub, common)
