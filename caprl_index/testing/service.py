@@ -94,10 +94,10 @@ def build_demo_index(settings: Settings, folder: Path, embedder: Any = None) -> 
     folder.mkdir(parents=True, exist_ok=True)
     sha = {name: hashlib.sha256(name.encode()).hexdigest() for name in {row[0] for row in DEMO}}
     pages = {(name, page) for name, page, *_ in DEMO}
-    for name, page in pages:  # page renders and thumbnails first: a point never refers to a missing image
-        boxes = [b for n, p, kind, b, *_ in DEMO if (n, p) == (name, page) and kind == "figure" and b]
-        images.put(page_key(sha[name], page), _encoded(_render(page, boxes, RENDER_SCALE), "WEBP"))
-        images.put(page_key(sha[name], page, thumb=True), _encoded(_render(page, boxes, THUMB_SCALE), "WEBP"))
+    for name, number in pages:  # page renders and thumbnails first: a point never refers to a missing image
+        boxes = [b for n, p, kind, b, *_ in DEMO if (n, p) == (name, number) and kind == "figure" and b]
+        images.put(page_key(sha[name], number), _encoded(_render(number, boxes, RENDER_SCALE), "WEBP"))
+        images.put(page_key(sha[name], number, thumb=True), _encoded(_render(number, boxes, THUMB_SCALE), "WEBP"))
     points, ids, chunks = [], {}, []
     for i, (name, number, kind, bbox, ftype, text) in enumerate(DEMO):
         src = SourceFile(path=str(folder / name), sha256=sha[name], size=1000 + i)
