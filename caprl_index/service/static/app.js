@@ -149,8 +149,9 @@ async function search(event) {
 
 function show(view) {
   for (const name of ["search", "files", "doc", "jobs"]) $(`#view-${name}`).hidden = name !== view;
+  const current = view === "doc" ? "files" : view; // a document is opened from Documents
   for (const button of document.querySelectorAll("nav button")) {
-    if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+    if (button.dataset.view === current) button.setAttribute("aria-current", "page");
     else button.removeAttribute("aria-current");
   }
   if (view === "files") loadFiles();
@@ -293,9 +294,10 @@ async function loadJobs() {
   clearTimeout(state.jobsTimer);
   try {
     const jobs = await api("/v1/jobs");
-    $("#jobs").replaceChildren(...jobs.map(jobItem));
+    const none = document.createElement("li");
+    none.textContent = "No jobs yet.";
+    $("#jobs").replaceChildren(...(jobs.length ? jobs.map(jobItem) : [none]));
     const active = jobs.some((j) => j.state === "queued" || j.state === "running");
-    $("#jobs-status").textContent = jobs.length ? "" : "No jobs yet.";
     if (active) state.jobsTimer = setTimeout(loadJobs, 1000);
     else loadSummary();
   } catch (error) {
@@ -318,10 +320,10 @@ async function startIngest(event) {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     $("#jobs-status").textContent = `Started job ${job.id.slice(0, 8)}.`;
+    loadJobs();
   } catch (error) {
     $("#jobs-status").textContent = `Error: ${error.message}`;
   }
-  loadJobs();
 }
 
 async function loadSummary() {
