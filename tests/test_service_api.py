@@ -17,8 +17,8 @@ import pytest
 
 from caprl_index.cli import main
 from caprl_index.config import Settings
+from caprl_index.evidence.show import BOX_COLOUR
 from caprl_index.search import Hit
-from caprl_index.service.images import BOX_COLOUR
 from caprl_index.service.schemas import HitOut
 from caprl_index.testing.service import PAGE_H, PAGE_W, RENDER_SCALE, DemoIndex, ServeProcess, build_demo_index
 
@@ -134,7 +134,7 @@ def test_points_images_and_pages(http: httpx.Client, demo: tuple[Settings, DemoI
 
     image = Image.open(io.BytesIO(drawn.content)).convert("RGB")
     assert image.size == (round(PAGE_W * RENDER_SCALE), round(PAGE_H * RENDER_SCALE))
-    assert image.getpixel((round(60 * RENDER_SCALE) + 1, 500)) == BOX_COLOUR  # the left edge of the box
+    assert image.getpixel((round(60 * RENDER_SCALE) - 2, 500)) == BOX_COLOUR  # the outline, just outside the box
     assert image.getpixel((30, 30)) != BOX_COLOUR
 
 

@@ -28,7 +28,7 @@ def positive(value: str) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the `sub` parsers; `common` carries the connection options."""
-    from caprl_index.commands import index, ingest, search, serve, servers
+    from caprl_index.commands import index, ingest, search, serve, servers, show, store
 
-    for module in (ingest, search, index, servers, serve):
+    for module in (ingest, search, index, show, store, servers, serve):
         module.register(sub, common)

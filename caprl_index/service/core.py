@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,7 +157,7 @@ class Service:
             return None
         sizes: dict[int, tuple[float | None, float | None]] = {}
         figures = []
-        for point in self._points(PointFilter(file_paths=(record.file_path,), file_sha256=file_sha256)):
+        for point in self.store.points(PointFilter(file_paths=(record.file_path,), file_sha256=file_sha256)):
             p = point.payload
             sizes.setdefault(int(p.get("page", 0)), (p.get("page_width"), p.get("page_height")))
             if p.get("kind") != "text":
@@ -182,16 +182,6 @@ class Service:
         if not found or not found[0].payload.get("page_width"):
             return None
         return float(found[0].payload["page_width"]), float(found[0].payload["page_height"])
-
-    def _points(self, flt: PointFilter) -> Iterable[Any]:
-        if not self.store.exists():
-            return
-        offset: str | None = None
-        while True:
-            batch, offset = self.store.engine.scroll(flt, limit=1024, offset=offset)
-            yield from batch
-            if offset is None:
-                return
 
     def _has_page_image(self, file_sha256: str, page: int) -> bool:
         from caprl_index.evidence import page_key
@@ -240,12 +230,13 @@ class Service:
         return stats, settings
 
     def _delete(self, targets: list[str]) -> list[str]:
-        """`caprl-index delete`: every indexed file at or under the targets (store thread)."""
+        """`caprl-index delete`: every indexed file at or under the targets, and its images (store thread)."""
         from caprl_index.commands.index import select_files
+        from caprl_index.evidence.gc import remove_file
 
         doomed = select_files(self.store.records(), targets)
         for path in doomed:
-            self.store.delete_file(path)
+            remove_file(self.store, self.images, path)
         return doomed
 
 

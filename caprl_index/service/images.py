@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 CROP_TYPES = ("image/png", "image/jpeg", "image/webp")  # what ingest may have written a crop as
-BOX_COLOUR = (230, 0, 90)
 
 
 def _store(images: ImageStore | None) -> ImageStore:
@@ -65,16 +64,14 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 
 
 def draw_box(path: Path, box: tuple[float, float, float, float], page_size: tuple[float, float]) -> bytes:
-    """The page render as PNG with `box` (PDF points on a page of `page_size` points) outlined."""
-    from PIL import Image, ImageDraw
+    """The page render as PNG with `box` (PDF points on a page of `page_size` points) outlined, drawn as
+    `caprl-index show` draws it."""
+    from PIL import Image
+
+    from caprl_index.evidence.show import draw_boxes
 
     with Image.open(path) as opened:
-        image = opened.convert("RGB")
-    sx, sy = image.width / page_size[0], image.height / page_size[1]
-    x0, y0, x1, y1 = box
-    width = max(2, round(image.width / 250))
-    rect = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-    ImageDraw.Draw(image).rectangle(rect, outline=BOX_COLOUR, width=width)
+        image = draw_boxes(opened, (box,), *page_size)
     out = io.BytesIO()
     image.save(out, "PNG")
     return out.getvalue()
