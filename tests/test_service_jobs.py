@@ -100,6 +100,16 @@ def test_a_job_reports_progress_and_failures_while_searches_answer(http: httpx.C
     assert hits and hits[0]["file_name"] == "solar-market-report-2024.pdf"
     files = {f["file_name"]: f for f in http.get("/v1/files").json()}
     assert files["broken.pdf"]["failed"] and files["broken.pdf"]["error"]
+    # The evidence ingest kept is served: the figure crop and the page render behind a figure hit.
+    figure = http.get("/v1/search", params={"q": "installed solar capacity chart", "kind": "figure"}).json()[0]
+    crop = http.get("/v1/images/" + figure["image_uri"].rsplit("/", 1)[1].split(".")[0])
+    assert crop.status_code == 200 and crop.headers["content-type"].startswith("image/")
+    sha, page = figure["page_image_uri"].split("/")[1:3]
+    thumb = http.get(f"/v1/pages/{sha}/{page.split('.')[0]}", params={"thumb": "true"})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    box = ",".join(str(v) for v in figure["bbox"])
+    drawn = http.get(f"/v1/pages/{sha}/{figure['page']}", params={"box": box})
+    assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
 
 
 def test_jobs_outlive_their_client(http: httpx.Client, server: Any, corpus: Path) -> None:
