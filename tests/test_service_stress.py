@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from caprl_index.config import Settings
@@ -58,8 +59,8 @@ def test_searches_status_and_documents_while_a_job_writes(tmp_path: Path) -> Non
     service = Service(settings, roots=[tmp_path], store=QdrantStore(settings, engine=engine))  # type: ignore[arg-type]
     service.start()
     assert service.encoder is not None
-    model = OneThread(service.encoder.embedder)
-    service.encoder.embedder = model  # type: ignore[assignment]
+    models = [OneThread(e) for e in service.encoder.embedders]
+    service.encoder.embedders[:] = models  # type: ignore[assignment]
     sha = demo.file_sha["energy-report.pdf"]
     errors: list[BaseException] = []
     counts = {"search": 0, "status": 0, "document": 0}
@@ -98,7 +99,8 @@ def test_searches_status_and_documents_while_a_job_writes(tmp_path: Path) -> Non
         assert job.state == "done" and job.summary and job.summary["files_indexed"] == 2, job.as_json()
         assert counts["search"] >= 20 and counts["status"] >= 4
         assert engine.threads == {service.store_thread.thread_id}, "the Edge store was used from another thread"
-        assert len(model.threads) == 1, "the query model was used from more than one thread"
+        assert all(len(m.threads) == 1 for m in models), "a query model was used from more than one thread"
+        assert len(set().union(*(m.threads for m in models))) == len(models), "each model has a thread of its own"
         assert engine.calls > 100
         later = asyncio.run(service.search(SearchRequest("battery storage prices by year", k=3)))
         assert later[0]["file_name"] == "solar-market-report-2024.pdf"
@@ -153,6 +155,27 @@ def test_close_runs_queued_reads_then_the_final_call_last() -> None:
         thread.read(order.append, "too late")
 
 
+def test_query_encoders_share_the_work_and_give_the_same_vectors() -> None:
+    """Two threads, each with its own model: both get work, and a vector is the CLI's to the last bit."""
+    settings = Settings()
+    first, second = open_query_encoder(settings), open_query_encoder(settings)
+    assert first is not None and second is not None
+    wrapped = [OneThread(first), OneThread(second)]
+    encoder = QueryEncoder(wrapped)  # type: ignore[arg-type]
+    try:
+        texts = [f"solar capacity {i}" for i in range(40)]
+        vectors = [f.result(timeout=60) for f in [encoder.submit(t) for t in texts]]
+        assert all(w.calls for w in wrapped) and all(len(w.threads) == 1 for w in wrapped)
+        assert wrapped[0].threads != wrapped[1].threads
+        reference = open_query_encoder(settings)
+        assert reference is not None
+        one_by_one = np.asarray([reference.embed([t])[0] for t in texts])
+        assert np.abs(one_by_one - np.asarray(vectors)).max() < 1e-6  # batched: equal up to float32 rounding
+        assert encoder.submit("a query alone").result(timeout=30) == reference.embed(["a query alone"])[0]
+    finally:
+        encoder.close()
+
+
 def test_query_encoder_batches_and_caches() -> None:
     calls: list[list[str]] = []
     real = open_query_encoder(Settings())
@@ -166,15 +189,26 @@ def test_query_encoder_batches_and_caches() -> None:
             time.sleep(0.05)  # slow enough that the next queries queue up
             return real.embed(texts)
 
-    encoder = QueryEncoder(Counting())  # type: ignore[arg-type]
+    encoder = QueryEncoder([Counting()])  # type: ignore[list-item]
     try:
         futures = [encoder.submit(f"query {i % 6}") for i in range(12)]
         vectors = [f.result(timeout=30) for f in futures]
         assert vectors[0] == vectors[6] and vectors[0] != vectors[1]
         assert sum(len(c) for c in calls) == 6, "each distinct query is embedded once"
         assert len(calls) < 6, "queries that waited were embedded together"
-        assert vectors[1] == real.embed(["query 1"])[0]
+        assert np.abs(np.asarray(vectors[1]) - real.embed(["query 1"])[0]).max() < 1e-6
         n = len(calls)
         assert encoder.submit("query 3").result(timeout=5) == vectors[3] and len(calls) == n  # from the cache
     finally:
         encoder.close()
+
+
+def test_batched_query_vectors_equal_one_by_one() -> None:
+    """The NumPy encoder embeds several texts together (their tokens stacked, attention per text)."""
+    encoder = open_query_encoder(Settings())
+    assert encoder is not None
+    texts = ["solar capacity by year", "a", "revenue by region 2023 and what else the annual report says", "x " * 300]
+    together = np.asarray(encoder.embed(texts))
+    alone = np.asarray([encoder.embed([t])[0] for t in texts])
+    assert together.shape == (4, 384) and np.abs(together - alone).max() < 1e-6
+    assert encoder.embed([]) == []

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from caprl_index.models import RunStats
 
 log = logging.getLogger("caprl_index.service")
+QUERY_THREADS = min(2, os.cpu_count() or 1)  # query-encoder threads (NumPy releases the GIL in matrix products)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,11 @@ class Service:
         from caprl_index.embedding.query import open_query_encoder
 
         self.store_thread.read(self.store.exists).result()
-        self.encoder = QueryEncoder(open_query_encoder(self.settings) or open_embedder(self.settings))
+        # The NumPy copy of the model is small: one per thread, for both cores of a small machine. Without
+        # one (another model, an embedding server) the full embedder, once.
+        numpy_copies = [e for e in (open_query_encoder(self.settings) for _ in range(QUERY_THREADS)) if e]
+        embedders: list[Embedder] = [*numpy_copies] or [open_embedder(self.settings)]
+        self.encoder = QueryEncoder(embedders)
         self.encoder.warm_up()
 
     def close(self) -> None:

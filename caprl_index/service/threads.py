@@ -5,8 +5,8 @@ may be opened once per process). Searches, status, deletes and an ingest job's w
 go ahead of queued writes, so a search never waits behind a long run of a job's upserts, but at most
 `READS_PER_WRITE` reads pass a waiting write, so a steady stream of searches cannot stall the job either.
 
-`QueryEncoder` is the only thread that runs the query embedding model (its tokenizer keeps state per object).
-Queries that arrive while it is busy are embedded together in one `embed()` call.
+`QueryEncoder` runs the query embedding models: one thread per model object (its tokenizer keeps state per
+object). Queries that arrive while the threads are busy are shared out and embedded in batches.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -134,19 +134,33 @@ class StoreThread(Executor):
 
 
 class QueryEncoder:
-    """Embeds search queries on a thread of its own, in batches, with a small cache of recent queries."""
+    """Embeds search queries on threads of their own, each owning one embedder (its tokenizer keeps state),
+    in batches, with a small cache of recent queries.
 
-    def __init__(self, embedder: Embedder, name: str = "caprl-query") -> None:
-        self.embedder = embedder
+    Several threads with one embedder each use both cores of a small machine; each still embeds its texts
+    one call at a time, so a vector does not depend on which thread or batch it came from.
+    """
+
+    def __init__(self, embedders: Sequence[Embedder], name: str = "caprl-query") -> None:
+        self.embedders = list(embedders)
         self._queue: collections.deque[tuple[str, Future[list[float]]]] = collections.deque()
         self._wake = threading.Condition()
         self._cache: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(i,), name=f"{name}-{i}", daemon=True)
+            for i in range(len(self.embedders))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The first embedder (they are all the same model)."""
+        return self.embedders[0]
 
     async def encode(self, text: str) -> list[float]:
-        """The query's vector (computed on the encoder thread, or from the cache)."""
+        """The query's vector (computed on an encoder thread, or from the cache)."""
         return await asyncio.wrap_future(self.submit(text))
 
     def submit(self, text: str) -> Future[list[float]]:
@@ -164,8 +178,9 @@ class QueryEncoder:
         return future
 
     def warm_up(self) -> None:
-        """Load the model now (on the encoder thread), so the first search does not pay for it."""
-        self.submit("warm up").result()
+        """Load every model now (each on its own thread), so the first searches do not pay for it."""
+        for future in [self.submit(f"warm up {i}") for i in range(len(self.embedders))]:
+            future.result()
 
     def _take(self) -> list[tuple[str, Future[list[float]]]] | None:
         with self._wake:
@@ -173,14 +188,15 @@ class QueryEncoder:
                 self._wake.wait()
             if not self._queue:
                 return None
-            batch = [self._queue.popleft() for _ in range(min(MAX_QUERY_BATCH, len(self._queue)))]
-        return batch
+            # A fair share of what waits, so that the other threads get work too.
+            share = -(-len(self._queue) // len(self._threads))
+            return [self._queue.popleft() for _ in range(min(MAX_QUERY_BATCH, share))]
 
-    def _loop(self) -> None:
+    def _loop(self, index: int) -> None:
         while (batch := self._take()) is not None:
             texts = list(dict.fromkeys(text for text, _ in batch))  # the same query twice is embedded once
             try:
-                vectors = dict(zip(texts, self.embedder.embed(texts), strict=True))
+                vectors = dict(zip(texts, self.embedders[index].embed(texts), strict=True))
             except BaseException as exc:
                 for _, future in batch:
                     future.set_exception(exc)
@@ -196,5 +212,6 @@ class QueryEncoder:
     def close(self) -> None:
         with self._wake:
             self._closed = True
-            self._wake.notify()
-        self._thread.join(timeout=30)
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
