@@ -128,10 +128,7 @@ def load(url: str, clients: int, seconds: float, paths: list[str], pid: int | No
         t.join()
     elapsed = time.monotonic() - started
     ordered = sorted(latencies)
-
-    def pct(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
-
+    pct = lambda q: percentile_ms(ordered, q)  # noqa: E731
     cpu = sum(server.cpu_times()[:2]) - cpu_before if server else float("nan")
     return {
         "clients": clients, "requests": len(ordered), "errors": len(errors), "rps": round(len(ordered) / elapsed, 1),
@@ -139,6 +136,10 @@ def load(url: str, clients: int, seconds: float, paths: list[str], pid: int | No
         "server_cpu_ms_per_request": round(1000 * cpu / max(1, len(ordered)), 1),
         "loadavg": round((load_before + os.getloadavg()[0]) / 2, 1),
     }  # fmt: skip
+
+
+def percentile_ms(ordered: list[float], q: float) -> float:
+    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
 
 
 def cli_call_s(qdrant: Path, runs: int = 3, server: str | None = None) -> float:

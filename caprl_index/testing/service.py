@@ -83,41 +83,62 @@ def _encoded(image: Any, fmt: str) -> bytes:
 def build_demo_index(settings: Settings, folder: Path, embedder: Any = None) -> DemoIndex:
     """Write the DEMO pages into the configured (embedded) index and image store; returns their ids."""
     from caprl_index.embedding.query import open_query_encoder
-    from caprl_index.evidence import crop_key, open_image_store, page_key
-    from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
-    from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
-    from caprl_index.store.sparse import document_vector
+    from caprl_index.evidence import open_image_store
+    from caprl_index.store import point_id
 
-    embedder = embedder or open_query_encoder(settings)
     images = open_image_store(settings)
     assert images is not None, "the demo index needs CAPRL_KEEP_IMAGES on"
     folder.mkdir(parents=True, exist_ok=True)
     sha = {name: hashlib.sha256(name.encode()).hexdigest() for name in {row[0] for row in DEMO}}
-    pages = {(name, page) for name, page, *_ in DEMO}
-    for name, number in pages:  # page renders and thumbnails first: a point never refers to a missing image
+    _write_pages(images, sha)  # page renders first: a point never refers to a missing image
+    chunks = [_demo_chunk(i, folder, sha, images) for i in range(len(DEMO))]
+    embedder = embedder or open_query_encoder(settings)
+    assert embedder is not None, "the packaged model embeds the demo pages"
+    vectors = embedder.embed([c.text for c in chunks])
+    _write_points(settings, chunks, vectors)
+    ids = {(c.file.name, c.page.number, c.kind): point_id(c) for c in chunks}
+    return DemoIndex(folder=folder, point_ids=ids, file_sha=sha)
+
+
+def _write_pages(images: Any, sha: dict[str, str]) -> None:
+    from caprl_index.evidence import page_key
+
+    for name, number in {(name, page) for name, page, *_ in DEMO}:
         boxes = [b for n, p, kind, b, *_ in DEMO if (n, p) == (name, number) and kind == "figure" and b]
         images.put(page_key(sha[name], number), _encoded(_render(number, boxes, RENDER_SCALE), "WEBP"))
         images.put(page_key(sha[name], number, thumb=True), _encoded(_render(number, boxes, THUMB_SCALE), "WEBP"))
-    points, ids, chunks = [], {}, []
-    for i, (name, number, kind, bbox, ftype, text) in enumerate(DEMO):
-        src = SourceFile(path=str(folder / name), sha256=sha[name], size=1000 + i)
-        figure = caption = None
-        if kind != "text":
-            assert bbox is not None
-            crop = _render(number, [bbox], RENDER_SCALE).crop(tuple(round(v * RENDER_SCALE) for v in bbox))
-            data = _encoded(crop, "PNG")
-            figure = Figure(
-                kind=kind, figure_type=ftype or "other", bbox=bbox, image=data, mime="image/png",  # type: ignore[arg-type]
-                image_sha256=hashlib.sha256(data).hexdigest(), region_index=0, ocr_text=text,
-            )  # fmt: skip
-            images.put(crop_key(figure.image_sha256, "image/png"), data)
-            caption = Caption(text=text, source="vllm", model="caprl", prompt_version="demo")
-        page = Page(number=number, width=PAGE_W, height=PAGE_H, text=text if kind == "text" else "")
-        chunk = Chunk(text=text, file=src, page_count=3, page=page, kind=kind, chunk_index=0, figure=figure,  # type: ignore[arg-type]
-                      caption=caption, region_index=0 if figure else -1)  # fmt: skip
-        chunks.append(chunk)
-        ids[(name, number, kind)] = point_id(chunk)
-    vectors = embedder.embed([c.text for c in chunks])
+
+
+def _demo_chunk(i: int, folder: Path, sha: dict[str, str], images: Any) -> Any:
+    """DEMO row `i` as the chunk ingest would make; a figure's crop goes to the image store."""
+    from caprl_index.evidence import crop_key
+    from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
+
+    name, number, kind, bbox, ftype, text = DEMO[i]
+    figure = caption = None
+    if kind != "text":
+        assert bbox is not None
+        crop = _render(number, [bbox], RENDER_SCALE).crop(tuple(round(v * RENDER_SCALE) for v in bbox))
+        data = _encoded(crop, "PNG")
+        figure = Figure(
+            kind=kind, figure_type=ftype or "other", bbox=bbox, image=data, mime="image/png",  # type: ignore[arg-type]
+            image_sha256=hashlib.sha256(data).hexdigest(), region_index=0, ocr_text=text,
+        )  # fmt: skip
+        images.put(crop_key(figure.image_sha256, "image/png"), data)
+        caption = Caption(text=text, source="vllm", model="caprl", prompt_version="demo")
+    src = SourceFile(path=str(folder / name), sha256=sha[name], size=1000 + i)
+    page = Page(number=number, width=PAGE_W, height=PAGE_H, text=text if kind == "text" else "")
+    return Chunk(text=text, file=src, page_count=3, page=page, kind=kind, chunk_index=0, figure=figure,  # type: ignore[arg-type]
+                 caption=caption, region_index=0 if figure else -1)  # fmt: skip
+
+
+def _write_points(settings: Settings, chunks: list[Any], vectors: list[list[float]]) -> None:
+    """The chunks' points (with their image URIs) and one complete record per file."""
+    from caprl_index.evidence import crop_key, page_key
+    from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
+    from caprl_index.store.sparse import document_vector
+
+    points = []
     for chunk, vector in zip(chunks, vectors, strict=True):
         p = payload(chunk)
         p["page_image_uri"] = page_key(chunk.file.sha256, chunk.page.number)
@@ -127,16 +148,15 @@ def build_demo_index(settings: Settings, folder: Path, embedder: Any = None) -> 
     try:
         store.ensure_collection(len(vectors[0]))
         store.upsert(points)
-        for name in sorted(sha):
-            mine = [c for c in chunks if c.file.name == name]
+        for path in sorted({c.file.path for c in chunks}):
+            mine = [c for c in chunks if c.file.path == path]
             figures = sum(1 for c in mine if c.figure)
             store.put_record(
-                FileRecord(file_path=str(folder / name), file_sha256=sha[name], complete=True, page_count=3,
+                FileRecord(file_path=path, file_sha256=mine[0].file.sha256, complete=True, page_count=3,
                            points=len(mine), figures=figures, caption_sources={"vllm": figures} if figures else {})
             )  # fmt: skip
     finally:
         store.close()
-    return DemoIndex(folder=folder, point_ids=ids, file_sha=sha)
 
 
 class ServeProcess:
