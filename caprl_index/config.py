@@ -173,8 +173,8 @@ class Settings(BaseSettings):
         default=10,
         ge=0,
         le=19,
-        description="CPU niceness of serve's ingest jobs (their threads and parser processes), so searches "
-        "stay fast while a job runs.",
+        description="Niceness added to serve's ingest jobs (their threads and parser processes) over the "
+        "server's own, so searches stay fast while a job runs.",
     )
     server_url: str | None = Field(
         default=None,

@@ -212,3 +212,29 @@ def test_batched_query_vectors_equal_one_by_one() -> None:
     alone = np.asarray([encoder.embed([t])[0] for t in texts])
     assert together.shape == (4, 384) and np.abs(together - alone).max() < 1e-6
     assert encoder.embed([]) == []
+
+
+def test_the_job_thread_runs_below_the_server() -> None:
+    """Its niceness is added to the server's, so a server started under `nice` still favours searches."""
+    import os
+
+    from caprl_index.service.jobs import Job, JobRunner
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen: dict[str, int] = {}
+
+    def server() -> None:  # a "server" thread already niced by 2; the job thread it starts inherits that
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, priority() + 2))
+        seen["server"] = priority()
+        runner = JobRunner(lambda job: seen.setdefault("job", priority()), nice=3)
+        try:
+            assert runner.submit(Job(kind="delete", paths=[])).done.wait(10)
+        finally:
+            runner.close()
+
+    thread = threading.Thread(target=server)
+    thread.start()
+    thread.join(30)
+    assert seen["job"] == min(19, seen["server"] + 3) and seen["server"] >= 2

@@ -226,6 +226,7 @@ def _lower_priority(nice: int) -> None:
         return
     try:
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+        # Added to the server's own: a server started under `nice` still puts its jobs below its searches.
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except OSError as exc:  # not fatal: jobs then run at the server's priority
         log.warning("could not lower the ingest job priority (%s)", exc)
