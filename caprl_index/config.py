@@ -161,6 +161,34 @@ class Settings(BaseSettings):
     soffice_timeout: float = Field(default=180.0, gt=0, description="Seconds before a slide conversion is killed.")
     max_file_mb: float = Field(default=1024.0, gt=0, description="Files larger than this are refused.")
 
+    # --- service (caprl-index serve) ---
+    serve_host: str = Field(
+        default="127.0.0.1", description="Address `serve` binds; anything but loopback requires api_key."
+    )
+    serve_port: int = Field(default=8080, ge=0, le=65535, description="Port `serve` listens on (0 = a free one).")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of `serve`: when set every /v1 request must send it (Authorization: Bearer KEY), "
+        "and the CLI sends it. Required when serve binds beyond loopback. Environment or config file only.",
+    )
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default=[],
+        description="Folders `serve` may ingest from, separated by the path separator (':'); nothing outside "
+        "them is read. Default: the folder serve was started in.",
+    )
+    serve_ingest_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Niceness added to serve's ingest jobs (their threads and parser processes) over the "
+        "server's own, so searches stay fast while a job runs.",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="URL of a running `caprl-index serve`: search, status, ingest and delete go through it. "
+        "Unset: used when serve holds the embedded index (it leaves its address beside the index).",
+    )
+
     @field_validator("vllm_url", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:
@@ -171,6 +199,18 @@ class Settings(BaseSettings):
             if not value:
                 raise ValueError("CAPRL_VLLM_URL is empty: give at least one URL such as http://localhost:8000/v1")
         return value
+
+    @field_validator("ingest_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [r.strip() for r in value.split(os.pathsep) if r.strip()]
+        return value
+
+    @field_validator("server_url")
+    @classmethod
+    def _strip_server_url(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
 
     @model_validator(mode="after")
     def _image_budget(self) -> Settings:

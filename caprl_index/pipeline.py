@@ -12,7 +12,7 @@ import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,12 +55,17 @@ def ingest(
     *,
     embedder: Embedder | None = None,
     store: QdrantStore | None = None,
+    store_thread: Executor | None = None,
 ) -> RunStats:
     """Ingest files and folders into the configured collection; returns the run's counters.
 
-    `store` (default: the one the settings name) is closed when the run ends.
+    `store` (default: the one the settings name) is closed when the run ends. A caller that owns the store
+    beyond the run (`caprl-index serve`) passes `store_thread` too: the single-thread executor on which
+    every call on that store must run. The run then sends its store calls there and leaves both open.
     """
-    run = _Run(settings, options or IngestOptions(), reporter or Reporter(), embedder, store)
+    if store_thread is not None and store is None:
+        raise TypeError("ingest(store_thread=...) needs the store that thread owns: pass store= too")
+    run = _Run(settings, options or IngestOptions(), reporter or Reporter(), embedder, store, store_thread)
     return asyncio.run(run.execute(paths))
 
 
@@ -72,6 +77,7 @@ class _Run:
         reporter: Reporter,
         embedder: Embedder | None,
         store: QdrantStore | None,
+        store_thread: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
@@ -85,7 +91,8 @@ class _Run:
         self._split: SplitPool | None = None
         self._chunker_ready: asyncio.Future[Chunker]
         # One thread each: the embedded Qdrant client and the model are used from one thread at a time.
-        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
+        self._owns_store = store_thread is None
+        self._store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-embed")
         workers = settings.worker_count
         self._batch_slots = asyncio.Semaphore(max(8, 4 * workers))
@@ -381,8 +388,9 @@ class _Run:
         if self._split is not None:
             self._split.shutdown()
         self._embed_thread.shutdown(wait=True)
-        await asyncio.get_running_loop().run_in_executor(self._store_thread, self.store.close)
-        self._store_thread.shutdown(wait=True)
+        if self._owns_store:
+            await asyncio.get_running_loop().run_in_executor(self._store_thread, self.store.close)
+            self._store_thread.shutdown(wait=True)
 
 
 @dataclass(frozen=True)

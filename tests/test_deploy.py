@@ -42,7 +42,7 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VLLM_SERVICES = ("vllm", "vllm-2")
 QDRANT_SERVICES = ("qdrant", "qdrant-1", "qdrant-2", "qdrant-3")
-INGEST_SERVICES = ("caprl-index", "caprl-index-cluster")
+CAPRL_SERVICES = ("caprl-index", "caprl-index-cluster")  # serve, and the cluster's ingest
 _VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -123,7 +123,7 @@ def test_ingest_environment_is_valid_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:  # fmt: skip
     """The container's environment, as Compose would resolve it, validates and points at the services."""
-    shell = {"CAPRL_QDRANT_API_KEY": "s3cret", **shell_env}
+    shell = {"CAPRL_QDRANT_API_KEY": "s3cret", "CAPRL_API_KEY": "k3y", **shell_env}
     monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "absent.toml"))
     for key, value in environment(service).items():
         monkeypatch.delenv(key, raising=False)
@@ -244,16 +244,57 @@ def test_cluster_profile_has_three_qdrant_peers() -> None:
     assert len(storage) == 3
 
 
-def test_ingest_services_wait_for_healthy_servers() -> None:
+def test_caprl_index_services_wait_for_healthy_servers() -> None:
     wanted = {"caprl-index": {"vllm", "qdrant"}, "caprl-index-cluster": {"vllm", *QDRANT_SERVICES[1:]}}
-    for name in INGEST_SERVICES:
+    assert SERVICES["caprl-index-cluster"]["command"] == ["ingest", "/corpus"]
+    for name in CAPRL_SERVICES:
         svc = SERVICES[name]
-        assert svc["build"] == "." and svc["command"] == ["ingest", "/corpus"]
+        assert svc["build"] == "."
         assert any(v.endswith(":/corpus:ro") for v in svc["volumes"])
         deps = svc["depends_on"]
         assert all(d["condition"] == "service_healthy" for d in deps.values())
         required = {dep for dep, d in deps.items() if d.get("required", True)}
         assert required == wanted[name]
+
+
+def test_caprl_index_runs_serve_with_a_key_and_the_corpus_as_its_only_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    svc = SERVICES["caprl-index"]
+    assert svc["command"][:1] == ["serve"] and svc["restart"] == "unless-stopped"
+    argv = dict(zip(svc["command"][1::2], svc["command"][2::2], strict=True))
+    env = environment("caprl-index")
+    # Bound beyond loopback inside the container (to be published), so a key is required, from the shell.
+    assert argv["--host"] == "0.0.0.0" and str(env["CAPRL_API_KEY"]).startswith("${CAPRL_API_KEY:?")
+    with pytest.raises(KeyError, match="CAPRL_API_KEY"):
+        interpolate(str(env["CAPRL_API_KEY"]), {})
+    assert int(argv["--port"]) == field_default("serve_port") == 8080
+    assert container_ports("caprl-index") == {8080}
+    assert all(interpolate(p, {}).startswith("127.0.0.1:") for p in svc["ports"])  # the host's loopback only
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "absent.toml"))
+    for key, value in env.items():
+        monkeypatch.delenv(key, raising=False)
+        if value is not None:
+            monkeypatch.setenv(key, interpolate(str(value), {"CAPRL_QDRANT_API_KEY": "q", "CAPRL_API_KEY": "k"}))
+    settings = Settings()
+    assert settings.ingest_roots == [Path("/corpus")]
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "k"
+    server = urlparse(settings.server_url or "")
+    assert (server.hostname, server.port) == ("caprl-index", 8080)  # exec/run containers reach the server
+
+
+def test_serve_healthcheck_passes_against_a_real_server(tmp_path: Path) -> None:
+    """Compose's healthcheck command, run against a live `caprl-index serve` (and failing once it stops)."""
+    from caprl_index.testing.service import ServeProcess
+
+    kind, *argv = SERVICES["caprl-index"]["healthcheck"]["test"]
+    assert kind == "CMD" and argv[0] == "python3"
+    env = {"CAPRL_QDRANT_PATH": str(tmp_path / "index" / "qdrant"), "CAPRL_API_KEY": "k3y"}
+    with ServeProcess(env) as proc:
+        port = urlparse(proc.url).port
+        live = [sys.executable, *[a.replace("8080", str(port)) for a in argv[1:]]]
+        assert subprocess.run(live, capture_output=True, timeout=30, check=False).returncode == 0
+    assert subprocess.run(live, capture_output=True, timeout=30, check=False).returncode != 0
 
 
 # --- healthchecks, run for real ------------------------------------------------------------------

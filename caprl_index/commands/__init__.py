@@ -4,6 +4,7 @@ ingest.py   ingest
 search.py   search, eval
 index.py    status, delete
 servers.py  caption, doctor
+serve.py    serve (the HTTP service; search, status, ingest and delete go through it when it holds the index)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def positive(value: str) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the `sub` parsers; `common` carries the connection options."""
-    from caprl_index.commands import index, ingest, search, servers, show, store
+    from caprl_index.commands import index, ingest, search, serve, servers, show, store
 
-    for module in (ingest, search, index, show, store, servers):
+    for module in (ingest, search, index, show, store, servers, serve):
         module.register(sub, common)

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from caprl_index.commands import EXIT_OK, EXIT_PARTIAL
 from caprl_index.config import Settings
+from caprl_index.service.client import add_server_option, server_for
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", parents=[common], help="what the collection holds")
     p.add_argument("--json", action="store_true")
+    add_server_option(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("delete", parents=[common], help="remove files' points")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    add_server_option(p)
     p.set_defaults(func=cmd_delete)
 
 
@@ -25,11 +29,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.report import collection_status, print_status
     from caprl_index.store import QdrantStore
 
-    store = QdrantStore(settings, create=False)
-    try:
-        status = collection_status(store)
-    finally:
-        store.close()
+    client = server_for(settings, args.server)
+    if client is not None:  # a running `serve` holds the index: ask it
+        status = client.status()
+    else:
+        store = QdrantStore(settings, create=False)
+        try:
+            status = collection_status(store)
+        finally:
+            store.close()
     print_json(status) if args.json else print_status(status)
     return EXIT_OK
 
@@ -42,10 +50,14 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.terminal import safe
 
     targets = [str(absolute(p)) for p in args.paths]
+    client = server_for(settings, args.server)
+    if client is not None:  # a running `serve` holds the index: it deletes, between its other writes
+        from caprl_index.service.remote import remote_delete
+
+        return remote_delete(client, targets)
     store = QdrantStore(settings, create=False)
     try:
-        records = store.records()
-        doomed = [p for p in records if any(p == t or p.startswith(t.rstrip("/") + "/") for t in targets)]
+        doomed = select_files(store.records(), targets)
         images = open_image_store(settings)
         for path in doomed:
             remove_file(store, images, path)
@@ -56,3 +68,10 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
         print("nothing indexed under " + ", ".join(safe(t) for t in targets), file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def select_files(indexed: Iterable[str], targets: Iterable[str]) -> list[str]:
+    """The indexed paths that are one of the (absolute) targets or lie under one of them."""
+    exact = set(targets)
+    folders = [t.rstrip("/") + "/" for t in exact]
+    return [p for p in indexed if p in exact or any(p.startswith(f) for f in folders)]

@@ -7,6 +7,7 @@ from typing import Any
 
 from caprl_index.commands import EXIT_OK, EXIT_PARTIAL, positive
 from caprl_index.config import Settings
+from caprl_index.service.client import add_server_option, server_for
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--shards", type=positive, help="shard_number when the collection is created")
     p.add_argument("--replication-factor", type=positive, help="replication_factor when the collection is created")
     p.add_argument("--workers", type=positive, help="parser processes (default: CPUs)")
+    add_server_option(p)
     p.set_defaults(func=cmd_ingest)
 
 
@@ -31,6 +33,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.report import print_summary
     from caprl_index.sources.discover import parse_shard
 
+    client = server_for(settings, args.server)
+    if client is not None:  # a running `serve` holds the index: the ingest becomes one of its jobs
+        return _through_server(client, args)
     options = IngestOptions(
         force=args.force,
         prune=args.prune,
@@ -41,3 +46,21 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     stats = ingest(args.paths, settings, options, make_reporter())
     print_summary(stats, settings)
     return EXIT_PARTIAL if stats.failures else EXIT_OK
+
+
+def _through_server(client: Any, args: argparse.Namespace) -> int:
+    from caprl_index.errors import ConfigError
+    from caprl_index.service.remote import remote_ingest
+    from caprl_index.sources.discover import absolute
+
+    local_only = [f"--{n}" for n in ("shard", "shards", "replication_factor", "workers") if getattr(args, n)]
+    if local_only:
+        raise ConfigError(
+            f"{' '.join(o.replace('_', '-') for o in local_only)}: not available through caprl-index serve "
+            f"(at {client.url}); stop it to run this ingest locally"
+        )
+    options = {
+        "force": args.force, "prune": args.prune, "recaption": args.recaption, "strict": args.strict,
+        "captioner": args.captioner, "no_figures": args.no_figures,
+    }  # fmt: skip
+    return remote_ingest(client, [str(absolute(p)) for p in args.paths], options)

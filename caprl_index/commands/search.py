@@ -8,6 +8,7 @@ from typing import Any
 from caprl_index.commands import EXIT_OK, positive
 from caprl_index.config import Settings
 from caprl_index.errors import ConfigError
+from caprl_index.service.client import add_server_option, server_for
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -20,6 +21,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--group-by", choices=["page"], help="best chunk per page")
     p.add_argument("--dense-only", action="store_true", help="no BM25 fusion")
     p.add_argument("--json", action="store_true", help="print a JSON array")
+    add_server_option(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("eval", parents=[common], help="page-level retrieval metrics for a JSONL of questions")
@@ -32,20 +34,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from caprl_index.cli import print_json
     from caprl_index.report import print_hits
-    from caprl_index.search import Searcher, SearchFilters
+    from caprl_index.search import Hit, Searcher, SearchFilters
 
     if not args.query.strip():
         raise ConfigError('the query is empty: give the words to search for, e.g. caprl-index search "solar prices"')
-    lo, hi = _page_range(args.pages)
+    lo, hi = page_range(args.pages)
     filters = SearchFilters(kind=args.kind, file_glob=args.file_glob, page_from=lo, page_to=hi)
-    searcher = Searcher(settings)
-    try:
-        searcher.store.require()
-        hits = searcher.search(
-            args.query, k=args.k, filters=filters, group_by_page=args.group_by == "page", hybrid=not args.dense_only
-        )
-    finally:
-        searcher.close()
+    client = server_for(settings, args.server)
+    if client is not None:  # a running `serve` holds the index: ask it
+        found = client.search(
+            args.query, k=args.k, kind=args.kind, file=args.file_glob, pages=args.pages, group_by=args.group_by,
+            dense_only=args.dense_only,
+        )  # fmt: skip
+        hits = [Hit(**h) for h in found]
+    else:
+        from caprl_index.service.threads import limit_blas_threads
+
+        limit_blas_threads()  # as serve does: the same vectors to the last bit
+        searcher = Searcher(settings)
+        try:
+            searcher.store.require()
+            hits = searcher.search(
+                args.query, k=args.k, filters=filters, group_by_page=args.group_by == "page", hybrid=not args.dense_only
+            )
+        finally:
+            searcher.close()
     if args.json:
         print_json([h.as_json() for h in hits])
     else:
@@ -55,7 +68,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _page_range(spec: str | None) -> tuple[int | None, int | None]:
+def page_range(spec: str | None) -> tuple[int | None, int | None]:
     """``A-B``, ``A-``, ``-B`` or ``A`` (1-based, inclusive) as (first, last); a usage error otherwise."""
     if spec is None:
         return None, None

@@ -13,6 +13,7 @@ Documents are always embedded by sentence-transformers.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -116,38 +117,37 @@ class NumpyBertEncoder:
         return lambda text: tok.encode(text, add_special_tokens=False).tokens
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for text in texts:  # one at a time: no padding, so no masking to get wrong
-            out.append(self._encode(text).tolist())
-        return out
-
-    def _encode(self, text: str) -> np.ndarray:
+        """Unit vectors of `texts`, computed together: every layer but attention works token by token, so
+        the tokens of all texts go through each matrix product at once (no padding, nothing to mask), and
+        attention runs per text. Several queries cost half as much CPU each as one by one (8 at once);
+        one text is computed exactly as before."""
+        if not texts:
+            return []
         w, tok = self._load()
-        enc = tok.encode(text)
-        ids = np.asarray(enc.ids, dtype=np.int64)
-        types = np.asarray(enc.type_ids, dtype=np.int64)
-        n = len(ids)
+        encodings = [tok.encode(text) for text in texts]
+        return [v.tolist() for v in self._forward(w, encodings)]
+
+    def _forward(self, w: dict[str, np.ndarray], encodings: list[Any]) -> list[np.ndarray]:
+        ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
+        types = np.concatenate([np.asarray(e.type_ids, dtype=np.int64) for e in encodings])
+        bounds = np.cumsum([0, *(len(e.ids) for e in encodings)])
+        positions = np.concatenate([np.arange(len(e.ids)) for e in encodings])
         x = (
             w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.position_embeddings.weight"][positions]
             + w["embeddings.token_type_embeddings.weight"][types]
         )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps)
-        heads, size = self._heads, self._dim // self._heads
         for i in range(self._layers):
             p = f"encoder.layer.{i}."
 
             def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
                 return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
-            q, k, v = (
-                dense(x, f"attention.self.{m}").reshape(n, heads, size).transpose(1, 0, 2)
-                for m in ("query", "key", "value")
-            )
-            scores = q @ k.transpose(0, 2, 1) / np.float32(math.sqrt(size))
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            attn = (scores / scores.sum(-1, keepdims=True)) @ v
-            attn = attn.transpose(1, 0, 2).reshape(n, self._dim)
+            q, k, v = (dense(x, f"attention.self.{m}") for m in ("query", "key", "value"))
+            attn = np.empty_like(x)
+            for a, b in itertools.pairwise(bounds):  # each text attends to itself only
+                attn[a:b] = self._attention(q[a:b], k[a:b], v[a:b])
             x = _layer_norm(
                 dense(attn, "attention.output.dense") + x,
                 w[p + "attention.output.LayerNorm.weight"],
@@ -162,8 +162,17 @@ class NumpyBertEncoder:
                 w[p + "output.LayerNorm.bias"],
                 self._eps,
             )
-        pooled = x.mean(0)
-        return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        pooled = [x[a:b].mean(0) for a, b in itertools.pairwise(bounds)]
+        return [v / max(float(np.linalg.norm(v)), 1e-12) for v in pooled]
+
+    def _attention(self, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+        n, heads = len(q), self._heads
+        size = self._dim // heads
+        q, k, v = (m.reshape(n, heads, size).transpose(1, 0, 2) for m in (q, k, v))
+        scores = q @ k.transpose(0, 2, 1) / np.float32(math.sqrt(size))
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        attn = (scores / scores.sum(-1, keepdims=True)) @ v
+        return attn.transpose(1, 0, 2).reshape(n, self._dim)
 
 
 def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
