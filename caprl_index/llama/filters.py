@@ -180,7 +180,9 @@ def _values(f: MetadataFilter) -> list[Any]:
 
 
 def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values is not None else None
+    # An empty list means "no condition" to LlamaIndex: VectorStoreIndex passes node_ids=[] when it keeps
+    # no node list of its own (every index over a vector store that stores text).
+    return tuple(values) if values else None
 
 
 def _intersect(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:

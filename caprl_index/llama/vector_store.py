@@ -107,11 +107,15 @@ class CapRLVectorStore(BasePydanticVectorStore):
     def delete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
     ) -> None:
+        if node_ids == [] and filters is None:
+            return  # nothing named, nothing deleted (an empty list is not "everything")
         self._worker.run(self._delete_matching, translate(filters, node_ids=node_ids))
 
     async def adelete_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **delete_kwargs: Any
     ) -> None:
+        if node_ids == [] and filters is None:
+            return
         await self._worker.arun(self._delete_matching, translate(filters, node_ids=node_ids))
 
     def clear(self) -> None:
