@@ -75,6 +75,8 @@ class ParsedPage:
 
     page: Page
     figures: tuple[Figure, ...] = ()
+    render: bytes | None = None  # WebP of the whole page for viewing (evidence), when images are kept
+    thumb: bytes | None = None  # its thumbnail
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class Chunk:
     figure: Figure | None = None
     caption: Caption | None = None
     region_index: int = -1  # -1 for page text
+    image_uri: str | None = None  # the kept figure crop (figure and page kinds)
+    page_image_uri: str | None = None  # the kept page render
 
     @property
     def figure_type(self) -> str | None:

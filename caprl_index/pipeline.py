@@ -8,6 +8,7 @@ flat whatever the corpus size. Per-file errors are collected; the run goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -20,11 +21,14 @@ from caprl_index.chunking import Chunker
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
 from caprl_index.errors import CaprlError, ConfigError, DocumentError, EmbeddingFailed
+from caprl_index.evidence import open_image_store
+from caprl_index.evidence.gc import doomed, remove_file, remove_unreferenced
+from caprl_index.evidence.keep import PageImages, save_images
 from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, plan_files
 from caprl_index.progress import Reporter
 from caprl_index.report import failure_kind
-from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
+from caprl_index.store import FileRecord, NewPoint, PointFilter, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector
 from caprl_index.workers import SplitPool, parse_batch
 
@@ -74,6 +78,7 @@ class _Run:
         self.reporter = reporter
         self.stats = RunStats()
         self.store = store or QdrantStore(settings)
+        self.images = open_image_store(settings)
         self.embedder = embedder or open_embedder(settings)
         self.captioner: Any = None
         self.chunker: Chunker | None = None
@@ -109,7 +114,7 @@ class _Run:
                 "re-indexing them"
             )
         for path in plan.prune:
-            await self._in_store(self.store.delete_file, path)
+            await self._in_store(remove_file, self.store, self.images, path)
             self.stats.files_pruned += 1
 
     async def _ingest_files(self, plan: FilePlan) -> None:
@@ -204,7 +209,8 @@ class _Run:
         async with self._batch_slots:
             pages: list[ParsedPage] = await self._in_pool(parse_batch, prepared, start, stop, self.settings)
             if not self.settings.figures:
-                pages = [ParsedPage(page=p.page, figures=()) for p in pages]
+                pages = [dataclasses.replace(p, figures=()) for p in pages]
+            images = await self._keep_images(prepared.file, pages)  # before any point refers to them
             n_fig = sum(len(p.figures) for p in pages)
             self.reporter.pages_done(len(pages), n_fig)
             # Captions run while the page text is embedded and stored: text never waits for the GPU.
@@ -213,17 +219,26 @@ class _Run:
             try:
                 chunker = await asyncio.shield(self._chunker_ready)
                 file, count = prepared.file, prepared.page_count
-                ids = await self._store_chunks([c for p in pages for c in chunker.text_chunks(file, count, p)])
+                texts = [images.attach(c) for p in pages for c in chunker.text_chunks(file, count, p)]
+                ids = await self._store_chunks(texts)
                 captions = await captioning
             finally:
                 if not captioning.done():
                     captioning.cancel()
             figure_chunks = [
-                c for p, caps in zip(pages, captions, strict=True) for c in chunker.figure_chunks(file, count, p, caps)
+                images.attach(c)
+                for p, caps in zip(pages, captions, strict=True)
+                for c in chunker.figure_chunks(file, count, p, caps)
             ]
             ids += await self._store_chunks(figure_chunks)
             flat = [cap for caps in captions for cap in caps]
             return _BatchResult(ids=ids, pages=len(pages), captions=flat)
+
+    async def _keep_images(self, file: SourceFile, pages: list[ParsedPage]) -> PageImages:
+        """Write the batch's page renders and crops to the image store (file IO: a worker thread)."""
+        if self.images is None:
+            return PageImages()
+        return await asyncio.to_thread(save_images, self.images, file.sha256, pages)
 
     async def _store_chunks(self, chunks: list[Chunk]) -> list[str]:
         """Embed (what is not stored already) and upsert chunks; their point ids."""
@@ -256,11 +271,19 @@ class _Run:
     async def _finish_file(self, file: SourceFile, page_count: int, results: list[_BatchResult]) -> None:
         ids = [pid for r in results for pid in r.ids]
         captions = [c for r in results for c in r.captions]
-        await self._in_store(self.store.delete_stale, file.path, ids)
         record = self._record(file, page_count, len(ids), captions)
-        await self._in_store(self.store.put_record, record)
+        await self._in_store(self._replace_version, file, ids, record)
         self._count_file(page_count, len(ids), captions)
         self.reporter.file_done(file.path, True, f"{page_count} pages, {len(captions)} figures")
+
+    def _replace_version(self, file: SourceFile, ids: list[str], record: FileRecord) -> None:
+        """Drop the file's other points (old versions, vanished chunks), record it, then drop their images."""
+        stale = PointFilter(file_paths=(file.path,), exclude_ids=tuple(ids))
+        gone = doomed(self.store.points(stale)) if self.images is not None else None
+        self.store.delete_stale(file.path, ids)
+        self.store.put_record(record)
+        if gone is not None and self.images is not None:
+            remove_unreferenced(gone, self.store, self.images)
 
     def _record(self, file: SourceFile, page_count: int, points: int, captions: list[Caption]) -> FileRecord:
         from caprl_index.plan import file_stat, fingerprint
@@ -326,7 +349,12 @@ class _Run:
         record = self.store.get_record(file.path)
         if record and record.complete and record.file_sha256 == file.sha256:
             return  # the same version is indexed completely; what we wrote overwrote it by id
+        version = PointFilter(file_paths=(file.path,), file_sha256=file.sha256)
+        gone = doomed(self.store.points(version)) if self.images is not None else None
         self.store.delete_version(file.path, file.sha256)
+        if gone is not None and self.images is not None:
+            gone.versions.add(file.sha256)  # pages rendered before the failure, even if no point was written
+            remove_unreferenced(gone, self.store, self.images)
 
     def _fail(self, path: str, reason: str) -> None:
         self.stats.files_failed += 1

@@ -52,7 +52,7 @@ class FilePlan:
 def fingerprint(settings: Settings, embed_name: str) -> str:
     """What, besides the file's bytes, decides its points: a change re-ingests the file."""
     chunking = f"chunk={settings.chunk_size}/{settings.chunk_overlap}"
-    split = f"fig={settings.figures}|split={DETECTION_VERSION}"  # the version covers page text too
+    split = f"fig={settings.figures}|split={DETECTION_VERSION}|img={settings.keep_images}"  # covers page text too
     return f"v{RECORD_VERSION}|{split}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}|payload={PAYLOAD_VERSION}"
 
 

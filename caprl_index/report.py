@@ -115,8 +115,9 @@ def print_summary(stats: RunStats, settings: Settings) -> None:
         print(note, file=sys.stderr)
 
 
-def print_hits(hits: Sequence[Any], *, width: int = 300) -> None:
-    """Ranked hits, two lines each: provenance, then the start of the chunk text."""
+def print_hits(hits: Sequence[Any], *, width: int = 300, images: Any = None) -> None:
+    """Ranked hits: provenance, the start of the chunk text, and where its image is (a file link on
+    terminals that support OSC 8 hyperlinks: rich writes them only there)."""
     from rich.console import Console
 
     console = Console(highlight=False)
@@ -129,6 +130,11 @@ def print_hits(hits: Sequence[Any], *, width: int = 300) -> None:
             f"[bold]{i:>2}.[/bold] {h.score:.3f}  [cyan]{markup(h.file_name)}[/cyan] p.{h.page}  {markup(kind)}{bbox}"
         )
         console.print(f"    {markup(text)}")
+        uri = h.image_uri or h.page_image_uri
+        path = images.local_path(uri) if images is not None and uri else None
+        if path is not None:
+            url = path.resolve().as_uri()  # percent-encoded: nothing of the name reaches the terminal raw
+            console.print(f"    [dim]image:[/dim] [link={url}]{markup(path)}[/link]", soft_wrap=True)
     if not hits:
         print("no results", file=sys.stderr)
 
@@ -170,7 +176,17 @@ def collection_status(store: QdrantStore) -> dict[str, Any]:
         ],
         "stale_prompt": [r.file_path for r in complete if r.prompt_version not in (None, prompt)],
         "missing_on_disk": [r.file_path for r in complete if not os.path.lexists(r.file_path)],
+        "images": _image_usage(store.settings),
     }
+
+
+def _image_usage(settings: Settings) -> dict[str, Any]:
+    from caprl_index.evidence import open_image_store
+
+    images = open_image_store(settings)
+    if images is None:
+        return {"kept": False, "bytes": 0}
+    return {"kept": True, "root": str(getattr(images, "root", "")), "bytes": images.size_bytes()}
 
 
 def _prompt_version(settings: Settings) -> str:
@@ -184,6 +200,9 @@ def print_status(status: dict[str, Any]) -> None:
     print(f"files {status['files']}  pages {status['pages']}  figures {status['figures']}  points {status['points']}")
     sources = ", ".join(f"{k} {v}" for k, v in sorted(status["caption_sources"].items())) or "-"
     print(f"caption sources: {sources}")
+    images = status["images"]
+    if images["kept"]:
+        print(f"images: {images['bytes'] / 1_048_576:.1f} MB in {safe(images['root'])}")
     for kind, n in sorted(status["caption_failures"].items(), key=lambda kv: -kv[1]):
         print(f"caption failures, {kind}: {n}; {failure_advice(kind)}")
     for item in status["captions_pending"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -23,6 +24,7 @@ from caprl_index.config import Settings
 from caprl_index.errors import CorruptFile
 from caprl_index.models import ParsedPage
 
+log = logging.getLogger("caprl_index")
 WORKER_TASKS = 100  # page batches a worker process handles before it is replaced
 T = TypeVar("T")
 
@@ -117,10 +119,16 @@ def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
 
 def parse_batch(prepared: Any, start: int, stop: int, settings: Settings) -> list[ParsedPage]:
     """Worker side of a page batch: parse, then give MuPDF's cache and the freed heap back (flat memory)."""
+    from caprl_index.evidence.render import with_renders
     from caprl_index.sources import parse_pages
 
     try:
-        return parse_pages(prepared, start, stop, settings)
+        pages = parse_pages(prepared, start, stop, settings)
+        try:
+            return with_renders(prepared, pages, settings)
+        except Exception as exc:  # a page image is evidence, not content: the pages are indexed without it
+            log.warning("%s: pages %d-%d not rendered for viewing (%s)", prepared.file.path, start + 1, stop, exc)
+            return pages
     finally:
         import pymupdf
 

@@ -46,6 +46,18 @@ def _points(qdrant: Path) -> dict[str, tuple[str, str]]:
     return {p.id: (p.payload["file_name"], p.payload["file_sha256"]) for p in points}
 
 
+def _dangling_images(qdrant: Path) -> list[str]:
+    """Image references of points whose file is missing (images are written before their points)."""
+    from caprl_index.config import Settings
+    from caprl_index.testing.index import all_points
+
+    settings = Settings(qdrant_path=qdrant)
+    root = settings.index_dir / "images"
+    uris = {u for p in all_points(settings) for u in (p.payload["image_uri"], p.payload["page_image_uri"]) if u}
+    assert uris or not all_points(settings)
+    return sorted(u for u in uris if not (root / u).is_file())
+
+
 def _timed_ingest(docs: Path, qdrant: Path) -> float:
     start = time.monotonic()
     assert _ingest(docs, qdrant) == 0
@@ -78,9 +90,11 @@ def test_sigkill_at_any_moment_is_repaired_by_the_next_ingest(tmp_path: Path) ->
 
         _killed_ingest(docs, qdrant, after_s=duration * fraction)
         after_kill = _points(qdrant)
+        assert _dangling_images(qdrant) == []
         # Nothing of the untouched file is lost; the changed file is complete in one version or the other.
         assert other_before <= set(after_kill)
         assert report_before <= set(after_kill) or ref_report <= set(after_kill)
 
         assert _ingest(docs, qdrant) == 0
         assert _points(qdrant) == reference, f"kill at {fraction:.0%} of the run was not repaired"
+        assert _dangling_images(qdrant) == []

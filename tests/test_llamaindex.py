@@ -205,6 +205,11 @@ def test_reader_figures_are_image_documents_of_the_kept_crop(reader_docs: list[D
         assert doc.image is None  # bytes are read when a model is sent them, not carried around
     texts = [d for d in reader_docs if d.metadata["kind"] == "text"]
     assert texts and not any(isinstance(d, ImageDocument) for d in texts)
+    # Text Documents carry their page's render (every page of a PDF has one), as the CLI's points do.
+    renders = {d.metadata.get("page_image_uri") for d in texts if d.metadata["file_name"].endswith(".pdf")}
+    assert None not in renders and all(uri.endswith(".webp") for uri in renders)
+    root = Path(figures[0].image_path or "").parents[2]  # <image root>/crops/ab/<sha>.png
+    assert all((root / uri).is_file() for uri in renders)
 
 
 def test_every_node_kind_exports_to_flat_metadata_stores(reader_docs: list[Document]) -> None:

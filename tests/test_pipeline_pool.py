@@ -18,7 +18,7 @@ from tests.pool_helpers import die_if_hostile
 
 def test_crashing_worker_fails_only_its_file(tmp_path: Path, embedder) -> None:
     settings = Settings(qdrant_path=tmp_path / "q", workers=2)
-    run = _Run(settings, IngestOptions(), Reporter(), embedder)
+    run = _Run(settings, IngestOptions(), Reporter(), embedder, None)
     good = [SourceFile(path=f"/docs/good-{i}.pdf", sha256="0" * 64, size=1) for i in range(3)]
     bad = SourceFile(path="/docs/hostile.pdf", sha256="1" * 64, size=1)
 

@@ -27,7 +27,7 @@ def positive(value: str) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add every sub-command to the `sub` parsers; `common` carries the connection options."""
-    from caprl_index.commands import index, ingest, search, servers
+    from caprl_index.commands import index, ingest, search, servers, show, store
 
-    for module in (ingest, search, index, servers):
+    for module in (ingest, search, index, show, store, servers):
         module.register(sub, common)

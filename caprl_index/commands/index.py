@@ -35,6 +35,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
+    from caprl_index.evidence import open_image_store
+    from caprl_index.evidence.gc import remove_file
     from caprl_index.sources.discover import absolute
     from caprl_index.store import QdrantStore
     from caprl_index.terminal import safe
@@ -44,8 +46,9 @@ def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
     try:
         records = store.records()
         doomed = [p for p in records if any(p == t or p.startswith(t.rstrip("/") + "/") for t in targets)]
+        images = open_image_store(settings)
         for path in doomed:
-            store.delete_file(path)
+            remove_file(store, images, path)
             print(f"deleted {safe(path)}")
     finally:
         store.close()

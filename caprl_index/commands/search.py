@@ -49,7 +49,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json([h.as_json() for h in hits])
     else:
-        print_hits(hits)
+        from caprl_index.evidence import open_image_store
+
+        print_hits(hits, images=open_image_store(settings))
     return EXIT_OK
 
 

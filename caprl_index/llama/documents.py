@@ -2,7 +2,8 @@
 
 - One text `Document` per page, one per figure (or captioned whole page: slides, scans). A figure whose crop
   is kept in the image store is an `ImageDocument` pointing at the crop (its bytes are read when a model
-  needs them); `image_uri` names it relative to the image root, as on the CLI's points.
+  needs them); `image_uri` names it relative to the image root and `page_image_uri` the page render, as on
+  the CLI's points (the pipeline's own `evidence.keep` writes them, before any Document refers to them).
 - Ids: a Document's id is the CLI's point id for that page text or figure (stable across runs, unique per
   file version). Its SOURCE is `document_id(path, sha256)`, so every node split from it, anywhere, shares
   the ref_doc_id the CLI gives every point of that file version.
@@ -46,11 +47,8 @@ def page_chunks(src: SourceFile, page_count: int, parsed: ParsedPage, captions: 
 
 
 def document(chunk: Chunk, extra: dict[str, Any], images: ImageStore | None) -> Document:
-    """The Document of one chunk; an ImageDocument for a figure whose crop the image store holds."""
+    """The Document of one chunk (its images already kept); an ImageDocument for a figure with its crop."""
     ours = node_metadata(metadata(chunk))
-    crop = _keep_crop(chunk, images)
-    if crop is not None:
-        ours["image_uri"] = crop[0]
     fields: dict[str, Any] = {
         "id_": point_id(chunk),
         "text": chunk.text,
@@ -61,19 +59,7 @@ def document(chunk: Chunk, extra: dict[str, Any], images: ImageStore | None) -> 
             NodeRelationship.SOURCE: RelatedNodeInfo(node_id=document_id(chunk.file.path, chunk.file.sha256))
         },
     }
-    if crop is None or crop[1] is None:
+    path = images.local_path(chunk.image_uri) if images is not None and chunk.image_uri else None
+    if path is None or chunk.figure is None:
         return Document(**fields)
-    assert chunk.figure is not None
-    return ImageDocument(**fields, image_path=crop[1], image_mimetype=chunk.figure.mime)
-
-
-def _keep_crop(chunk: Chunk, images: ImageStore | None) -> tuple[str, str | None] | None:
-    """The crop's URI and local file, written to the image store first (a Document never points at nothing)."""
-    fig = chunk.figure
-    if fig is None or images is None:
-        return None
-    from caprl_index.evidence import crop_key
-
-    uri = images.put(crop_key(fig.image_sha256, fig.mime), fig.image)
-    path = images.local_path(uri)
-    return uri, str(path) if path is not None else None
+    return ImageDocument(**fields, image_path=str(path), image_mimetype=chunk.figure.mime)

@@ -22,6 +22,7 @@ loop calls it; `aload_data` awaits it there. Captions run on the reader's captio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -141,7 +142,8 @@ class CapRLReader(BaseReader):
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _iter_pages(self, src: SourceFile, shown: SourceFile, extra: dict, workdir: Path) -> Iterator[Document]:
-        from caprl_index.sources import parse_pages, prepare
+        from caprl_index.sources import prepare
+        from caprl_index.workers import parse_batch
 
         parser = self._parse_thread()
         prepared = parser.run(prepare, src, self.settings, workdir)
@@ -150,9 +152,9 @@ class CapRLReader(BaseReader):
         pending: tuple[list[ParsedPage], Future[list[list[Caption]]]] | None = None
         for start in range(0, prepared.page_count, PAGES_PER_BATCH):
             stop = min(start + PAGES_PER_BATCH, prepared.page_count)
-            pages = parser.run(parse_pages, prepared, start, stop, self.settings)
+            pages = parser.run(parse_batch, prepared, start, stop, self.settings)  # the CLI's, renders included
             if not self.settings.figures:
-                pages = [ParsedPage(page=p.page) for p in pages]
+                pages = [dataclasses.replace(p, figures=()) for p in pages]
             # Caption this batch in the background while the previous one is turned into Documents.
             future = self._captions(pages)
             if pending is not None:
@@ -189,12 +191,14 @@ class CapRLReader(BaseReader):
         extra: dict,
     ) -> Iterator[Document]:
         from caprl_index.evidence import open_image_store
+        from caprl_index.evidence.keep import PageImages, save_images
 
         pages, future = batch
         images = open_image_store(self.settings)
+        kept = save_images(images, src.sha256, pages) if images is not None else PageImages()
         for parsed, captions in zip(pages, future.result(), strict=True):
             for chunk in page_chunks(src, page_count, parsed, captions):
-                yield document(chunk, extra, images)
+                yield document(kept.attach(chunk), extra, images)
 
     def _warn(self, message: str) -> None:
         message = message.replace(_CLI_ADVICE, _READER_ADVICE)

@@ -186,8 +186,12 @@ class CapRLVectorStore(BasePydanticVectorStore):
         self._delete(flt)  # type: ignore[arg-type]
 
     def _remove(self, points: list[StoredPoint]) -> None:
-        """Delete points, then the records of the file versions they belonged to (the next ingest redoes them)."""
-        store = self._worker.store
+        """Delete points, then the records of the file versions they belonged to (the next ingest redoes them),
+        then the images nothing refers to any more (the CLI's collection: `evidence.gc`)."""
+        from caprl_index.evidence.gc import doomed, remove_unreferenced
+
+        store, images = self._worker.store, self._worker.images
+        gone = doomed(points) if images is not None else None
         ids = [p.id for p in points]
         for start in range(0, len(ids), 1024):
             store.engine.delete(PointFilter(ids=tuple(ids[start : start + 1024])))
@@ -196,6 +200,8 @@ class CapRLVectorStore(BasePydanticVectorStore):
             record = store.get_record(path) if path else None
             if record is not None and record.file_sha256 == sha:
                 store.engine.delete_record(path)
+        if gone is not None and images is not None:
+            remove_unreferenced(gone, store, images)
 
     def _clear(self) -> None:
         store = self._worker.store
@@ -205,16 +211,7 @@ class CapRLVectorStore(BasePydanticVectorStore):
             store.engine.delete_record(path)
 
     def _points(self, flt: PointFilter | None) -> list[StoredPoint]:
-        store = self._worker.store
-        if not store.exists():
-            return []
-        out: list[StoredPoint] = []
-        offset: str | None = None
-        while True:
-            batch, offset = store.engine.scroll(flt, limit=1024, offset=offset)
-            out += batch
-            if offset is None:
-                return out
+        return self._worker.store.points(flt or PointFilter())
 
     def _get(self, spec: FilterSpec, node_ids: list[str] | None) -> list[BaseNode]:
         flt = spec.resolve(self._worker.store)

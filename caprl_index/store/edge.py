@@ -376,6 +376,7 @@ def _filter(flt: PointFilter | None) -> qe.Filter | None:
         ("file_path", flt.file_paths),
         ("figure_type", flt.figure_types),
         ("doc_id", flt.doc_ids),
+        ("image_sha256", flt.image_sha256s),
     ):
         if values is not None:
             must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))

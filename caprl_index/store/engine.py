@@ -43,6 +43,7 @@ class PointFilter:
     page_to: int | None = None  # inclusive
     figure_types: tuple[str, ...] | None = None
     doc_ids: tuple[str, ...] | None = None  # LlamaIndex ref_doc_id (payload `doc_id`)
+    image_sha256s: tuple[str, ...] | None = None  # the figure crop is any of these
     ids: tuple[str, ...] | None = None  # point id is any of these
     exclude_ids: tuple[str, ...] = ()  # point id is none of these
 

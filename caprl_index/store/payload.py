@@ -39,6 +39,8 @@ _HIDDEN_KEYS = [
     "page_count",
     "caption_truncated",
     "kind",
+    "image_uri",
+    "page_image_uri",
 ]
 
 
@@ -110,6 +112,8 @@ def metadata(chunk: Chunk) -> dict[str, Any]:
         "prompt_version": cap.prompt_version if cap else None,
         "image_sha256": fig.image_sha256 if fig else None,
         "chunk_index": chunk.chunk_index,
+        "image_uri": chunk.image_uri,
+        "page_image_uri": chunk.page_image_uri,
     }
     if cap is not None and cap.truncated:
         meta["caption_truncated"] = True

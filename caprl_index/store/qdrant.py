@@ -139,6 +139,18 @@ class QdrantStore:
             return dict.fromkeys(paths, 0)
         return {p: self.engine.count(PointFilter(file_paths=(p,))) for p in paths}
 
+    def points(self, flt: PointFilter) -> list[StoredPoint]:
+        """Every point matching `flt`, with payloads (for one file: its chunks)."""
+        if not self.exists():
+            return []
+        out: list[StoredPoint] = []
+        offset: str | None = None
+        while True:
+            batch, offset = self.engine.scroll(flt, limit=1024, offset=offset)
+            out += batch
+            if offset is None:
+                return out
+
     def retrieve(self, ids: Sequence[str]) -> list[StoredPoint]:
         return self.engine.retrieve(ids) if self.exists() else []
 

@@ -305,6 +305,7 @@ def _filter(flt: PointFilter | None) -> models.Filter | None:
         ("file_path", flt.file_paths),
         ("figure_type", flt.figure_types),
         ("doc_id", flt.doc_ids),
+        ("image_sha256", flt.image_sha256s),
     ):
         if values is not None:
             must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
