@@ -14,6 +14,8 @@ the CLI's constant; LlamaIndex's default (relative score fusion) works too but r
 
 from __future__ import annotations
 
+from typing import Any
+
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import VectorStoreQueryResult
 
@@ -36,13 +38,14 @@ def bm25_queries(texts: list[str]) -> BatchSparse:
 
 
 def rrf_fusion(
-    dense: VectorStoreQueryResult, sparse: VectorStoreQueryResult, alpha: float = 0.5, top_k: int = 2
+    dense_result: VectorStoreQueryResult, sparse_result: VectorStoreQueryResult, **kwargs: Any
 ) -> VectorStoreQueryResult:
-    """`hybrid_fusion_fn`: reciprocal-rank fusion, 1 / (RRF_K + rank) summed over both lists (`alpha` unused:
-    ranks, not scores, are fused). Equal scores keep the node id order, as the CLI's queries do."""
+    """`hybrid_fusion_fn`: reciprocal-rank fusion, 1 / (RRF_K + rank) summed over both lists, the best `top_k`
+    (`alpha` is ignored: ranks, not scores, are fused). Equal scores keep node id order, as the CLI's do."""
+    top_k = int(kwargs.get("top_k", 2))
     scores: dict[str, float] = {}
     nodes: dict[str, BaseNode] = {}
-    for result in (dense, sparse):
+    for result in (dense_result, sparse_result):
         for rank, node in enumerate(result.nodes or [], 1):
             scores[node.node_id] = scores.get(node.node_id, 0.0) + 1.0 / (RRF_K + rank)
             nodes.setdefault(node.node_id, node)
