@@ -3,6 +3,7 @@ sync and async, inside LlamaIndex's query engines."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,28 @@ def test_retriever_equals_the_cli_search_on_a_server_collection(embedder: Any, t
 def _searcher_json(vector_store: CapRLVectorStore, call: dict[str, Any]) -> list[dict[str, Any]]:
     searcher = Searcher(vector_store.settings, store=vector_store.worker.store)
     return [h.as_json() for h in searcher.search(QUERY, **call)]
+
+
+def test_async_and_inside_query_engines_chat_engines_and_agent_tools(embedder: Any, tmp_path: Path) -> None:
+    from llama_index.core.chat_engine import CondensePlusContextChatEngine
+    from llama_index.core.llms import MockLLM
+    from llama_index.core.query_engine import RetrieverQueryEngine
+    from llama_index.core.tools import RetrieverTool
+
+    settings = edge_copy(tmp_path, embedder)
+    with CapRLRetriever(settings=settings, similarity_top_k=3, group_by_page=True) as retriever:
+        expected = [(r.node.node_id, r.score) for r in retriever.retrieve(QUERY)]
+
+        async def asynchronously() -> tuple[Any, Any, Any]:
+            found = await retriever.aretrieve(QUERY)
+            answer = await RetrieverQueryEngine.from_args(retriever, llm=MockLLM()).aquery(QUERY)
+            tool = RetrieverTool.from_defaults(retriever=retriever, name="documents", description="report pages")
+            return found, answer, await tool.acall(QUERY)
+
+        found, answer, tool_output = asyncio.run(asynchronously())
+        assert [(r.node.node_id, r.score) for r in found] == expected
+        assert [n.node.node_id for n in answer.source_nodes] == [e[0] for e in expected]
+        assert "solar-market-report-2024.pdf" in tool_output.content and tool_output.raw_output
+        chat = CondensePlusContextChatEngine.from_defaults(retriever=retriever, llm=MockLLM())
+        reply = chat.chat(QUERY)
+        assert [n.node.node_id for n in reply.source_nodes] == [e[0] for e in expected]
