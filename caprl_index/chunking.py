@@ -2,6 +2,11 @@
 
 Figure text = printed caption + model caption + text found inside the figure, split when longer than the
 embedding model's window (CapRL captions run ~750 tokens; all-MiniLM-L6-v2 reads 256).
+
+One point per piece of content: a whole-page figure (a scan, an image file, a slide) does not repeat
+the lines the page's text point already holds. A scan's OCR text used to be stored twice, as `text`
+and as `page`, and the twins took ranks 1 and 2 of a search (and a cross-kind bonus when grouping by
+page); the page point now says only what the page text does not (its caption, a picture's words).
 """
 
 from __future__ import annotations
@@ -73,7 +78,10 @@ class Chunker:
     def _figure_chunks(
         self, file: SourceFile, page_count: int, parsed: ParsedPage, figure: Figure, caption: Caption
     ) -> list[Chunk]:
-        text = figure_text(figure, caption, file_name=file.name, page_number=parsed.page.number)
+        page = parsed.page
+        text = figure_text(
+            figure, caption, file_name=file.name, page_number=page.number, page_text=f"{page.text}\n{page.extra_text}"
+        )
         pieces = [p for p in self._figure_splitter.split_text(text) if p.strip()] or [text]
         return [
             Chunk(
@@ -91,8 +99,12 @@ class Chunker:
         ]
 
 
-def figure_text(figure: Figure, caption: Caption, *, file_name: str, page_number: int) -> str:
-    """The searchable text of a figure; never empty, whatever the captioner managed."""
+def figure_text(figure: Figure, caption: Caption, *, file_name: str, page_number: int, page_text: str = "") -> str:
+    """The searchable text of a figure; never empty, whatever the captioner managed.
+
+    For a whole-page figure, lines of its text that `page_text` (the page's text point) holds already
+    are left out.
+    """
     label = "Slide" if figure.figure_type == "slide" else figure.figure_type.capitalize()
     parts: list[str] = []
     if figure.printed_caption.strip():
@@ -100,14 +112,24 @@ def figure_text(figure: Figure, caption: Caption, *, file_name: str, page_number
     if caption.source == "vllm" and caption.text.strip():
         parts.append(caption.text.strip())
     ocr = figure.ocr_text.strip()
+    if figure.kind == "page" and page_text.strip():
+        ocr = _new_lines(ocr, page_text)
     if ocr and (caption.source != "vllm" or ocr not in caption.text):
         parts.append(f"Text in the {label.lower()}: {ocr}")
     if caption.source != "vllm" and figure.context_text.strip():
         parts.append(f"Nearby text: {figure.context_text.strip()}")
+    if not parts and figure.kind == "page" and page_text.strip():
+        parts.append(f"{label}: page {page_number} of {file_name} (its text is indexed as the page text).")
     if not parts:
         # Nothing readable in or around it: still say what and where it is, so it is never blank.
         parts.append(f"{label} on page {page_number} of {file_name} (no caption or text available).")
     return "\n\n".join(parts)
+
+
+def _new_lines(text: str, known: str) -> str:
+    """The lines of `text` that are not lines of `known` (whitespace-insensitive)."""
+    seen = {" ".join(line.split()) for line in known.splitlines()}
+    return "\n".join(line for line in text.splitlines() if " ".join(line.split()) not in seen).strip()
 
 
 @lru_cache(maxsize=8)

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     captioner: Literal["auto", "vllm", "ocr", "none"] = Field(
         default="auto",
         description="auto: vLLM when it lists the model, else OCR text with a warning; vllm: require it; "
-        "ocr: OCR text only; none: printed caption and nearby text only.",
+        "ocr: OCR text of figures without a text layer; none: no figure OCR, printed caption, text layer and "
+        "nearby text only.",
     )
     max_tokens: int = Field(default=2048, ge=16, description="max_tokens per caption request.")
     max_pixels: int = Field(
@@ -145,6 +146,12 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=200, ge=32, description="Tokens per text chunk (SentenceSplitter).")
     chunk_overlap: int = Field(default=30, ge=0, description="Token overlap between chunks.")
     figures: bool = Field(default=True, description="Detect and index figures (False = text-only).")
+    ocr: bool = Field(
+        default=True,
+        description="Read text from pixels that have no text layer (scans, image files, raster figures, chart "
+        "labels drawn as outlines, slide pictures) with rapidocr; False = text layer only (faster; scans and "
+        "image files then carry no text).",
+    )
     workers: int = Field(default=0, ge=0, description="Parser processes; 0 = number of CPUs (max 8).")
     soffice: str | None = Field(
         default=None,
@@ -213,6 +220,12 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Folder that holds local state beside the index (caption cache)."""
         return self.cache_dir or self.qdrant_path.parent
+
+    @property
+    def figure_ocr(self) -> bool:
+        """OCR inside figures: on with `ocr`, except for ``--captioner none`` (a figure is then described by
+        its printed caption, the text layer inside it and nearby text only; see docs)."""
+        return self.ocr and self.captioner != "none"
 
     @property
     def worker_count(self) -> int:

@@ -335,7 +335,6 @@ class _Run:
 
     def _record_failure(self, path: str, file: SourceFile | None, reason: str) -> None:
         """Remember the failure for `status`; an older complete version keeps its record (and its points)."""
-        self.store.ensure_records()  # a file may fail before the collections exist (model still loading)
         record = self.store.get_record(path)
         sha = file.sha256 if file else ""
         if record and record.complete and record.file_sha256 != sha:

@@ -53,6 +53,8 @@ def fingerprint(settings: Settings, embed_name: str) -> str:
     """What, besides the file's bytes, decides its points: a change re-ingests the file."""
     chunking = f"chunk={settings.chunk_size}/{settings.chunk_overlap}"
     split = f"fig={settings.figures}|split={DETECTION_VERSION}|img={settings.keep_images}"  # covers page text too
+    # What OCR read (scans; inside figures, off for --captioner none) is part of the text too.
+    split += f"|ocr={int(settings.ocr)}{int(settings.figure_ocr)}"
     return f"v{RECORD_VERSION}|{split}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}|payload={PAYLOAD_VERSION}"
 
 

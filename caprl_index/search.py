@@ -106,8 +106,10 @@ class Searcher:
             ranked = self.store.query_each(dense, sparse, limit=depth, flt=flt, hybrid=hybrid)
             return fuse_pages([[_hit(p) for p in points] for points in ranked])[:k]
         # Qdrant counts ranks from 0, RRF_K from 1: its constant RRF_K + 1 gives the same scores.
-        points = self.store.query(dense, sparse, limit=k, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
-        return [_hit(p) for p in points]
+        # Twice k: the chunks of one long figure show as one hit (`one_per_figure`), and k must remain.
+        limit = min(2 * k, depth)
+        points = self.store.query(dense, sparse, limit=limit, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
+        return one_per_figure([_hit(p) for p in points])[:k]
 
     def point_filter(self, f: SearchFilters) -> PointFilter | bool | None:
         """The store filter for `f`; False when no file matches the glob (nothing can match)."""
@@ -123,6 +125,19 @@ class Searcher:
 
     def close(self) -> None:
         self.store.close()
+
+
+def one_per_figure(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits with each figure shown once, by its best chunk: a figure longer than the embedding window is
+    several chunks (same file, page, kind and box) that would otherwise take several top ranks."""
+    seen: set[object] = set()
+    out = []
+    for hit in hits:
+        key: object = hit.id if hit.kind == "text" else (hit.file_path, hit.page, hit.kind, tuple(hit.bbox or ()))
+        if key not in seen:
+            seen.add(key)
+            out.append(hit)
+    return out
 
 
 def fuse_chunks(ranked: Sequence[Sequence[Hit]]) -> list[Hit]:

@@ -79,3 +79,30 @@ def test_each_figure_has_its_own_chunks_in_page_order(chunker: Chunker) -> None:
     caps = [Caption(text="alpha", source="ocr"), Caption(text="beta", source="ocr")]
     chunks = chunker.page_chunks(SRC, 9, parsed("Body text.", *figs), caps)
     assert [(c.kind, c.region_index) for c in chunks] == [("text", -1), ("figure", 0), ("figure", 1)]
+
+
+def _page_figure(ocr_text: str, figure_type: str = "other") -> Figure:
+    return Figure(
+        kind="page", figure_type=figure_type, bbox=(0, 0, 595, 842), image=b"png", mime="image/png",
+        image_sha256="f" * 64, region_index=0, ocr_text=ocr_text,
+    )  # fmt: skip
+
+
+def test_a_scan_is_one_point_not_a_text_and_page_twin(chunker: Chunker) -> None:
+    ocr = "Number of debit card users in India\n2014 2015 2016"
+    fig = _page_figure(ocr)
+    chunks = chunker.page_chunks(SRC, 9, parsed(ocr, fig), [Caption(text=ocr, source="ocr")])
+    text, page = chunks
+    assert text.kind == "text" and "debit card" in text.text
+    assert page.kind == "page" and "debit card" not in page.text  # the OCR text is stored once
+    vllm = Caption(text="A bar chart of debit card users.", source="vllm")
+    (_, captioned) = chunker.page_chunks(SRC, 9, parsed(ocr, fig), [vllm])
+    assert captioned.text == "A bar chart of debit card users."
+
+
+def test_a_slide_point_keeps_only_what_the_slide_text_lacks(chunker: Chunker) -> None:
+    fig = _page_figure("Quarterly results\nRevenue grew\nSALES BY REGION (from a picture)", "slide")
+    (_, slide) = chunker.page_chunks(
+        SRC, 9, parsed("Quarterly results\nRevenue grew", fig), [Caption(text="", source="ocr")]
+    )
+    assert slide.text == "Text in the slide: SALES BY REGION (from a picture)"

@@ -201,6 +201,29 @@ def test_non_utf8_name_with_shards(good: Path, tmp_path: Path, capsys) -> None:
     assert sorted(codes) == [0, 1]  # the file lands in exactly one shard, and fails there with its line
 
 
+def test_first_failure_in_a_new_server_collection_is_recorded(tmp_path: Path, embedder) -> None:
+    """On a server the records collection must exist before a failure is written (the embedded engine
+    creates it on the first write); a file can fail before the model has loaded and made the collections."""
+
+    from qdrant_client import QdrantClient
+
+    from caprl_index.pipeline import ingest
+    from caprl_index.store import QdrantStore
+    from caprl_index.store.server import ServerEngine
+
+    bad = tmp_path / "notes.txt"  # fails while planning: before any collection exists
+    bad.write_text("not a document")
+    settings = Settings(captioner="none", workers=1)
+    store = QdrantStore(settings, engine=ServerEngine(QdrantClient(path=str(tmp_path / "server")), "caprl"))
+    stats = ingest([bad], settings, embedder=embedder, store=store)
+    assert stats.files_failed == 1
+    store = QdrantStore(settings, engine=ServerEngine(QdrantClient(path=str(tmp_path / "server")), "caprl"))
+    try:
+        assert not store.records()[str(bad)].complete
+    finally:
+        store.close()
+
+
 def test_unsupported_file_named_explicitly(good: Path, reference_ids: set[str], tmp_path: Path, capsys) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a document")
@@ -232,6 +255,9 @@ def test_symlinked_file_is_stored_under_the_link(tmp_path: Path, capsys) -> None
     code, out, _ = run(capsys, "delete", str(docs))
     assert code == 0 and str(docs / "link.pdf") in out
     assert all_points(Settings()) == [] and outside.exists()
+    # Named explicitly, the link is still stored under its own path, never its target's.
+    assert run(capsys, "ingest", str(docs / "link.pdf"), "--captioner", "none")[0] == 0
+    assert {p.payload["file_path"] for p in all_points(Settings())} == {str(docs / "link.pdf")}
 
 
 def test_pruning_finds_a_removed_link(tmp_path: Path, capsys) -> None:

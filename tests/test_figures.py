@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from caprl_index.config import Settings
-from caprl_index.figures import extract, find_regions, geometry
+from caprl_index.figures import extract, find_regions, geometry, page_figures
 from caprl_index.figures.crop import encode_pixmap, render_region, zoom_for
 from caprl_index.models import Figure
 from caprl_index.sources import parse_pages, prepare
@@ -37,6 +37,34 @@ def vector_chart_pdf() -> bytes:
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.bar(["North", "South", "East", "West"], [12, 17, 9, 14], color=["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"])
     ax.set_ylabel("Revenue (M$)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="pdf")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def outlined_chart_pdf() -> bytes:
+    """A bar chart whose labels are drawn as outlines (filled glyph shapes, no text layer), as
+    exporters write them with "convert text to outlines"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import PathPatch
+    from matplotlib.textpath import TextPath
+    from matplotlib.transforms import Affine2D
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    fig.subplots_adjust(bottom=0.25)
+    ax.bar(range(4), [12, 17, 9, 14], color="#1f77b4")
+    ax.tick_params(labelbottom=False, labelleft=False)
+    points = Affine2D().scale(1 / 72) + fig.dpi_scale_trans  # glyph coordinates in points
+    for i, label in enumerate(("North", "South", "East", "West")):
+        x = 40.0 + 66 * i
+        for letter in label:  # one path per glyph, as exporters write outlined text
+            glyph = TextPath((x, 30), letter, size=13)
+            fig.add_artist(PathPatch(glyph, transform=points, color="black", lw=0))
+            x += glyph.get_extents().width + 1.5
     buffer = io.BytesIO()
     fig.savefig(buffer, format="pdf")
     plt.close(fig)
@@ -333,6 +361,35 @@ def test_a_caption_ends_its_figure_and_the_next_figure_keeps_its_title() -> None
     assert not geometry.overlaps(first.extent, second.extent)
 
 
+def test_chart_labels_drawn_as_outlines_are_ocrd_and_text_layers_are_not() -> None:
+    _doc, page, chart = _letter_page()
+    outlined = pymupdf.open(stream=outlined_chart_pdf(), filetype="pdf")
+    assert not outlined[0].get_text().strip()  # no text layer at all
+    page.show_pdf_page(pymupdf.Rect(100, 100, 500, 400), outlined, 0)
+    page.show_pdf_page(pymupdf.Rect(100, 450, 460, 720), chart, 0)  # labels in the text layer
+    content = extract(page)
+    (drawn, with_text) = (page_figures(page, content, 400_000, ocr=ocr) for ocr in (True, False))
+    first, second = drawn
+    assert {"North", "South", "East", "West"} <= set(first.ocr_text.split())
+    assert "North" in second.ocr_text and second.ocr_text == with_text[1].ocr_text  # text layer, not OCR
+    assert with_text[0].ocr_text == ""  # OCR off (Settings.figure_ocr False): nothing to read
+
+
+def test_a_body_paragraph_above_a_photo_is_not_its_caption_and_context_keeps_to_its_column() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    left = "The other column talks about the budget of the city council for the coming year. " * 4
+    page.insert_textbox(pymupdf.Rect(40, 80, 290, 700), left, fontsize=10)
+    above = "Our campus sits by the river, and students walk to class along the water every day."
+    page.insert_textbox(pymupdf.Rect(320, 110, 570, 150), above, fontsize=10)  # ends ~20 pt above
+    page.insert_image(pymupdf.Rect(320, 150, 570, 330), stream=photo_png())
+    page.insert_textbox(pymupdf.Rect(320, 345, 570, 420), "Below the photo the column goes on.", fontsize=10)
+    (photo,) = page_figures(page, extract(page), 300_000)
+    assert photo.printed_caption == ""  # the paragraph above is body text, not a title
+    assert "river" in photo.context_text and "column goes on" in photo.context_text
+    assert "budget" not in photo.context_text  # the next column is about something else
+
+
 # --- golden pages from the shared corpus ------------------------------------------------------
 
 
@@ -391,3 +448,27 @@ def test_golden_debian_figure_captions() -> None:
         with pymupdf.open(path) as pdf:
             found += bool(page_regions(pdf[item["page"] - 1], item["page"] - 1, doc, settings))
     assert found >= 0.8 * len(wanted)
+
+
+def _picture_region(width: float = 300, height: float = 200) -> object:
+    from caprl_index.figures.content import ImageBox
+    from caprl_index.figures.regions import Region
+
+    box = (100.0, 100.0, 100 + width, 100 + height)
+    return Region(box, images=[ImageBox(box, 7, 600, 400, 50_000)], n_graphic=1, n_shapes=1)
+
+
+def test_figure_types_of_pictures_greyscale_photo_and_flat_artwork() -> None:
+    import numpy as np
+
+    from caprl_index.figures.classify import classify_region
+
+    rng = np.random.default_rng(1)
+    tones = np.linspace(0, 130, 300)[None, :] + np.linspace(0, 100, 200)[:, None]  # a grey scene's range
+    grey = np.clip(tones + rng.normal(0, 12, (200, 300)), 0, 235).astype("uint8")  # and its grain
+    assert classify_region(_picture_region(), Image.fromarray(grey).convert("RGB"), []) == "photo"
+    # Flat panels on a dark ground spread over many colours once anti-aliased: not a photo, so OCR'd.
+    path = Path(__file__).resolve().parents[1] / "examples" / "docs" / "city-transit-infographic.pdf"
+    settings = Settings()
+    (art,) = parse_pages(prepare(source_file(path), settings, Path("/tmp")), 0, 1, settings)[0].figures
+    assert art.figure_type != "photo" and "passenger trips" in art.ocr_text

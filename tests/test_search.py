@@ -9,7 +9,17 @@ import pytest
 
 from caprl_index.config import Settings
 from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
-from caprl_index.search import PREFETCH, RRF_K, Hit, Searcher, SearchFilters, _hit, fuse_chunks, fuse_pages
+from caprl_index.search import (
+    PREFETCH,
+    RRF_K,
+    Hit,
+    Searcher,
+    SearchFilters,
+    _hit,
+    fuse_chunks,
+    fuse_pages,
+    one_per_figure,
+)
 from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector, query_vector
 
@@ -183,6 +193,14 @@ def test_page_fusion_rewards_a_page_whose_text_and_figure_both_match() -> None:
     assert plain[0].score == pytest.approx(plain[1].score)
 
 
+def test_a_long_figures_chunks_show_as_one_hit() -> None:
+    box = [10.0, 20.0, 300.0, 400.0]
+    first, second = (Hit(0.0, "/d/r.pdf", 2, "figure", "chart", box, f"part {i}", id=f"f{i}") for i in (0, 1))
+    other = Hit(0.0, "/d/r.pdf", 2, "figure", "chart", [10.0, 420.0, 300.0, 700.0], "", id="g")
+    texts = [hit(2, "text", 7), hit(2, "text", 8)]  # neighbouring text chunks are different content
+    assert [h.id for h in one_per_figure([first, *texts, second, other])] == ["f0", "7", "8", "g"]
+
+
 def test_chunk_fusion_is_reciprocal_rank() -> None:
     a, b, c = hit(1, "text", 1), hit(2, "text", 2), hit(3, "figure", 3)
     fused = fuse_chunks([[a, b], [b, c]])
@@ -213,7 +231,7 @@ def test_chunk_search_fuses_like_qdrant_query_api(searcher: Searcher) -> None:
     dense, sparse = searcher.embedder.embed([query])[0], query_vector(query)
     ranked = [[_hit(p) for p in points] for points in searcher.store.query_each(dense, sparse, limit=PREFETCH)]
     assert len(ranked) == 2  # dense and BM25 both ran
-    expected = fuse_chunks(ranked)[:5]
+    expected = one_per_figure(fuse_chunks(ranked))[:5]
     got = searcher.search(query, k=5)
     assert [h.id for h in got] == [h.id for h in expected]
     assert [h.score for h in got] == pytest.approx([h.score for h in expected])

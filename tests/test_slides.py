@@ -29,6 +29,7 @@ from pptx.util import Inches
 from caprl_index.config import Settings
 from caprl_index.errors import ConfigError, CorruptFile, EncryptedFile, UnsupportedFile
 from caprl_index.models import SourceFile
+from caprl_index.sources import parse_pages
 from caprl_index.sources.base import PreparedDocument
 from caprl_index.sources.discover import source_file
 from caprl_index.sources.pptx_charts import ChartData, chart_text, parse_chart
@@ -133,12 +134,30 @@ def test_fallback_reads_text_tables_notes_and_charts(deck: SourceFile, tmp_path:
     first, second, third = (p.page for p in doc.pages)
     assert (first.width, first.height) == (720.0, 540.0)
     assert first.text.splitlines() == ["Quarterly results", "Revenue grew every quarter"]
-    assert first.extra_text == CHART_TEXT == doc.extra_text(0)
+    assert first.extra_text == "" == doc.extra_text(0)  # the chart's data is its figure's text
     assert "Region | Lead\nNorth | Ada" in second.text
     assert second.text.startswith("Team and plan")
     assert second.extra_text == "Speaker notes: Mention the hiring freeze"
     assert third.text == "Backup numbers"  # hidden slides are indexed too: page N is slide N
     assert not list(tmp_path.iterdir())  # nothing converted, nothing written
+
+
+def test_fallback_native_chart_is_a_chart_figure_with_exact_values(deck: SourceFile, tmp_path: Path) -> None:
+    doc = prepare_slides(deck, Settings(), tmp_path, soffice=None)
+    assert doc.pages is not None
+    (chart,) = doc.pages[0].figures
+    assert (chart.kind, chart.figure_type, chart.ocr_text) == ("figure", "chart", CHART_TEXT)
+    assert chart.printed_caption == "Revenue by quarter"
+    assert chart.bbox == pytest.approx((360.0, 216.0, 648.0, 432.0))  # 4 x 3 in at (5, 3)
+    assert chart.context_text.startswith("Quarterly results")
+    image = Image.open(io.BytesIO(chart.image))  # the data drawn as a table: something to caption and show
+    assert chart.mime == "image/png" and image.width > 200 and image.height > 60
+
+
+def test_charts_stay_page_text_without_figures(deck: SourceFile, tmp_path: Path) -> None:
+    doc = prepare_slides(deck, Settings(figures=False), tmp_path, soffice=None)
+    assert doc.pages is not None and doc.pages[0].figures == ()
+    assert doc.pages[0].page.extra_text == CHART_TEXT
 
 
 def test_fallback_pictures_become_figures(deck: SourceFile, tmp_path: Path) -> None:
@@ -214,7 +233,9 @@ def test_soffice_renders_one_page_per_slide(rendered: PreparedDocument) -> None:
 
     assert (rendered.format, rendered.page_mode, rendered.warnings) == ("slides", "slide", ())
     assert rendered.page_count == 3  # the hidden slide is exported: page numbers are slide numbers
-    assert rendered.page_extra_text == (CHART_TEXT, "Speaker notes: Mention the hiring freeze", "")
+    assert rendered.page_extra_text == ("", "Speaker notes: Mention the hiring freeze", "")
+    assert [len(c) for c in rendered.page_charts] == [1, 0, 0]
+    assert rendered.page_charts[0][0].text == CHART_TEXT
     assert rendered.render_path is not None
     pdf = Path(rendered.render_path)
     with pymupdf.open(pdf) as doc:
@@ -386,8 +407,13 @@ def test_real_chart_deck_with_soffice(tmp_path: Path) -> None:
     deck = source_file(SHARED / "docling" / "pptx_chart.pptx")
     doc = prepare_slides(deck, Settings(), tmp_path, soffice=SOFFICE)
     assert doc.page_count == 2
-    assert doc.page_extra_text[0] == (
+    assert doc.page_charts[0][0].text == (
         "Chart: Wild Duck Observations by Year (bar chart). Categories: 2019, 2020, 2021, 2022. "
         "Series Freshwater Ducks: 120, 130, 150, 175. Series Saltwater Ducks: 80, 95, 110, 130."
     )
-    assert doc.page_extra_text[1] == "Chart (3-D bar chart). Categories: Q1, Q2, Q3. Series 2026: 10, 20, 30."
+    assert doc.page_charts[1][0].text == "Chart (3-D bar chart). Categories: Q1, Q2, Q3. Series 2026: 10, 20, 30."
+    slide, chart = parse_pages(doc, 0, 1, Settings())[0].figures
+    assert (slide.kind, slide.figure_type, chart.kind, chart.figure_type) == ("page", "slide", "figure", "chart")
+    assert chart.bbox == pytest.approx((72.0, 115.2, 648.0, 460.8), abs=0.1)  # the chart's frame on the slide
+    assert "Freshwater Ducks: 120, 130, 150, 175" in chart.ocr_text and chart.region_index == 1
+    assert "Freshwater" not in slide.ocr_text  # the values live in the chart's point, not twice

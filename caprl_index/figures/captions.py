@@ -18,6 +18,7 @@ BELOW_REACH = 60.0  # captions sit under a figure in most layouts ...
 ABOVE_REACH = 45.0  # ... or above it (tables, report charts with a title)
 MAX_CAPTION_CHARS = 600
 TITLE_REACH = 30.0  # a title block ends at most this far above its chart
+TITLE_LINE_CHARS = 90  # a one-line block in body type up to this long can be a title; longer is prose
 MAX_TITLE_CHARS = 300
 CONTEXT_REACH = 120.0
 MAX_CONTEXT_CHARS = 500
@@ -45,19 +46,30 @@ def printed_caption(region: BBox, content: PageContent, inside: list[Line]) -> s
 
 
 def _title_above(region: BBox, content: PageContent) -> str:
-    """Short blocks stacked right above the region: a chart's title and subtitle."""
+    """Short blocks stacked right above the region: a chart's title and subtitle.
+
+    A block of body text (body size, not bold) is a title only when it is one short line: the
+    paragraph that ends above a photo is not its caption.
+    """
     parts: list[str] = []
     top = region[1]
-    above = [b for b in content.blocks if b[1][3] <= region[1] + 2 and _h_overlap(b[1], region)]
-    for text, bbox in sorted(above, key=lambda b: -b[1][3]):
-        if top - bbox[3] > (TITLE_REACH if not parts else 12.0):
+    body = _body_size(content)
+    above = [b for b in _blocks(content) if b.bbox[3] <= region[1] + 2 and _h_overlap(b.bbox, region)]
+    for block in sorted(above, key=lambda b: -b.bbox[3]):
+        if top - block.bbox[3] > (TITLE_REACH if not parts else 12.0):
             break
-        flat = " ".join(text.split())
-        if len(flat) > MAX_TITLE_CHARS:
+        flat = " ".join(block.text.split())
+        if len(flat) > MAX_TITLE_CHARS or not _title_like(block, body):
             break  # a paragraph of body text, not a title
         parts.insert(0, flat)
-        top = bbox[1]
+        top = block.bbox[1]
     return " ".join(parts)[:MAX_TITLE_CHARS]
+
+
+def _title_like(block: _Block, body: float) -> bool:
+    set_apart = block.bold or abs(block.size - body) >= 0.75
+    one_line = g.height(block.bbox) <= 2.0 * max(block.size, 1.0) and len(block.text) <= TITLE_LINE_CHARS
+    return set_apart or one_line
 
 
 def _title_inside(inside: list[Line]) -> str:
@@ -162,12 +174,16 @@ def _body_size(content: PageContent) -> float:
 
 
 def context_text(region: BBox, content: PageContent, exclude: list[Line], caption: str) -> str:
-    """Nearby text (outside the region and its caption), closest blocks first."""
+    """Nearby text (outside the region and its caption) from the figure's own column, closest first.
+
+    A block must share at least half of the narrower one's width with the figure: the next column's
+    text, beside the figure or above it, is about something else.
+    """
     reach = g.expand(region, 40.0, CONTEXT_REACH)
     parts: list[str] = []
     blocks = sorted(content.blocks, key=lambda b: _gap(b[1], region))
     for text, bbox in blocks:
-        if not g.overlaps(reach, bbox) or g.inside_fraction(bbox, region) > 0.5:
+        if not g.overlaps(reach, bbox) or g.inside_fraction(bbox, region) > 0.5 or not _same_column(bbox, region):
             continue
         if caption and text.replace("\n", " ")[:40] in caption.replace("\n", " "):
             continue
@@ -181,6 +197,10 @@ def _block_text(line: Line, content: PageContent) -> str:
     """The caption paragraph from `line` on: the rest of its block."""
     lines = [ln for ln in content.lines if ln.block == line.block and ln.bbox[1] >= line.bbox[1] - 1]
     return " ".join(" ".join(ln.text for ln in lines).split())
+
+
+def _same_column(a: BBox, b: BBox) -> bool:
+    return min(a[2], b[2]) - max(a[0], b[0]) >= 0.5 * min(g.width(a), g.width(b))
 
 
 def _h_overlap(a: BBox, b: BBox) -> bool:

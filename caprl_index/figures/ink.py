@@ -83,3 +83,20 @@ def is_layout_shading(rects: list[BBox], n_shapes: int, bbox: BBox, page_width: 
     grid = len(rects) >= 3 and len(widths) <= limit and len(heights) <= limit
     stacked = len({round(b[0]) for b in rects}) == 1 and len({round(b[2]) for b in rects}) == 1
     return band or grid or (stacked and n_shapes == 0)
+
+
+GLYPH_SIDE = 24.0  # points: a letter drawn as an outline is at most this big (chart labels, titles)
+
+
+def glyph_paths(paths: list[Path], bbox: BBox) -> int:
+    """Filled curved shapes of letter size inside `bbox`: text drawn as outlines (no text layer).
+
+    Charts exported with "convert text to outlines" (Pew, Illustrator, many PDF exporters) carry
+    their labels only as such shapes; their markers and bars are rectangles or fewer.
+    """
+    count = 0
+    for path in paths:
+        b = path.bbox
+        if path.fill and not path.rect and path.n_items >= 2 and g.width(b) <= GLYPH_SIDE and g.height(b) <= GLYPH_SIDE:
+            count += g.inside_fraction(b, bbox) > 0.9
+    return count

@@ -34,7 +34,7 @@ def page_chunks(src: SourceFile, page_count: int, parsed: ParsedPage, captions: 
         yield Chunk(text=body, file=src, page_count=page_count, page=page, kind="text", chunk_index=0)
     for fig, cap in zip(parsed.figures, captions, strict=True):
         yield Chunk(
-            text=figure_text(fig, cap, file_name=src.name, page_number=page.number),
+            text=figure_text(fig, cap, file_name=src.name, page_number=page.number, page_text=body),
             file=src,
             page_count=page_count,
             page=page,

@@ -238,7 +238,8 @@ class CapRLVectorStore(BasePydanticVectorStore):
             points = ranked[1] if len(ranked) > 1 else []
         else:
             hybrid = mode == VectorStoreQueryMode.HYBRID or self.hybrid
-            # The CLI's chunk ranking (search.Searcher): Qdrant's RRF constant is RRF_K + 1, ranks from 0.
+            # The CLI's fusion (search.Searcher): Qdrant's RRF constant is RRF_K + 1, ranks from 0. Every chunk
+            # comes back (a store answers nodes); CapRLRetriever shows a long figure once, as `search` does.
             points = store.query(dense, sparse, limit=k, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)  # type: ignore[arg-type]
         images = self._worker.images
         return VectorStoreQueryResult(

@@ -85,7 +85,7 @@ def _frame_page(frame: Any, index: int, settings: Settings) -> ParsedPage:
     from caprl_index.sources.ocr import lines_to_text, ocr_image
 
     frame = _flatten(ImageOps.exif_transpose(frame))  # phone photos are stored sideways + a rotation tag
-    lines = ocr_image(frame)
+    lines = ocr_image(frame) if settings.ocr else []
     text = lines_to_text(lines)
     width, height = float(frame.width), float(frame.height)  # 1 pixel = 1 point
     blocks = tuple(TextBlock(ln.text, _rounded(ln.bbox)) for ln in lines)

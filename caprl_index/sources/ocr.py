@@ -1,7 +1,11 @@
-"""OCR for pixels without a text layer (scans, images, raster figures), with rapidocr-onnxruntime.
+"""OCR for pixels without a text layer (scans, images, raster figures, outlined labels), with rapidocr.
 
 The engine is loaded lazily, once per process: parser workers only pay for it when they meet a scan.
-It runs single-threaded because the pipeline already runs one parser per core.
+It runs single-threaded because the pipeline already runs one parser per core. Whether OCR runs at all
+is decided by the callers from `Settings.ocr` (and `Settings.figure_ocr` inside figures).
+
+The recogniser drops most spaces in Latin text; each line asks for its character boxes
+(``return_word_box``) and gets its spaces back from them and a word list (ocr_words.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caprl_index.models import BBox
+from caprl_index.sources.ocr_words import restore_spaces
 
 # Pixels beyond this are downscaled before OCR. Crops arrive within the caption budget (~1 Mpx) and
 # are read as they are: shrinking them further saves little (recognition, per line, dominates) and
@@ -18,7 +23,6 @@ from caprl_index.models import BBox
 OCR_MAX_PIXELS = 1_100_000
 _MIN_SCORE = 0.5
 
-ENABLED = True  # benchmarks switch OCR off to measure detection alone
 _engine: Any = None
 _lock = threading.Lock()
 
@@ -30,6 +34,7 @@ class OcrLine:
     text: str
     bbox: BBox
     score: float
+    centres: tuple[float, ...] = ()  # x of each character's centre (raw_lines only)
 
 
 def _get_engine() -> Any:
@@ -60,18 +65,42 @@ def _to_array(image: Any) -> tuple[Any, float]:
 
 def ocr_image(image: Any) -> list[OcrLine]:
     """Recognise text lines in a PIL image, in reading order (top to bottom, then left to right)."""
-    if not ENABLED or image.width < 8 or image.height < 8:
+    return [_with_spaces(line) for line in raw_lines(image)]
+
+
+def raw_lines(image: Any) -> list[OcrLine]:
+    """`ocr_image` before word boundaries are restored: the recogniser's text as it comes, each line
+    with the x centres of its characters (for restore_spaces and for benchmarks/ocr_words.py)."""
+    if image.width < 8 or image.height < 8:
         return []
     array, scale = _to_array(image)
-    result, _ = _get_engine()(array)
+    result, _ = _get_engine()(array, return_word_box=True)
     lines: list[OcrLine] = []
-    for box, text, score in result or ():
-        if float(score) < _MIN_SCORE or not str(text).strip():
+    for item in result or ():
+        box, text, score = item[0], str(item[1]), float(item[2])
+        if score < _MIN_SCORE or not text.strip():
             continue
         xs = [p[0] / scale for p in box]
         ys = [p[1] / scale for p in box]
-        lines.append(OcrLine(str(text).strip(), (min(xs), min(ys), max(xs), max(ys)), float(score)))
+        bbox = (min(xs), min(ys), max(xs), max(ys))
+        lines.append(OcrLine(text, bbox, score, _centres(item, text, scale, bbox)))
     return _reading_order(lines)
+
+
+def _centres(item: Any, text: str, scale: float, bbox: BBox) -> tuple[float, ...]:
+    """x centres of the characters of a horizontal line, from its character boxes (rapidocr sorts
+    them left to right); empty when they do not match the text one to one (vertical or mixed
+    Chinese lines)."""
+    boxes = item[3] if len(item) > 3 else None
+    if not boxes or len(boxes) != len(text) or (bbox[2] - bbox[0]) < (bbox[3] - bbox[1]):
+        return ()
+    return tuple((b[0][0] + b[1][0]) / 2 / scale for b in boxes)
+
+
+def _with_spaces(line: OcrLine) -> OcrLine:
+    height = line.bbox[3] - line.bbox[1]
+    text = restore_spaces(line.text, line.centres or None, height)
+    return OcrLine(" ".join(text.split()), line.bbox, line.score)
 
 
 def _reading_order(lines: list[OcrLine]) -> list[OcrLine]:

@@ -22,6 +22,8 @@ from caprl_index.figures.crop import pixmap_to_pil, render_region
 from caprl_index.figures.furniture import image_repeats
 from caprl_index.models import BBox, Page, ParsedPage, SourceFile, TextBlock
 from caprl_index.sources.base import PreparedDocument
+from caprl_index.sources.pptx_figures import rendered_chart_figures
+from caprl_index.sources.slide_pictures import slide_picture_text
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,9 @@ def _parse_one(page: Any, pno: int, doc: PreparedDocument, settings: Settings) -
         figures.append(whole_page_figure(page, kind, settings.max_pixels, ocr_text=record.text, pix=pix))
         content.images = _without(content.images, backdrop)
     skip = _skip_xrefs(doc, pno)
-    figures += page_figures(page, content, settings.max_pixels, skip_xrefs=skip, first_index=len(figures))
+    figures += page_figures(
+        page, content, settings.max_pixels, skip_xrefs=skip, ocr=settings.figure_ocr, first_index=len(figures)
+    )
     return ParsedPage(record, tuple(figures))
 
 
@@ -194,7 +198,7 @@ def _scan_page(page: Any, pno: int, content: PageContent, doc: PreparedDocument,
 
     pix = _render_page(page, settings)
     image = pixmap_to_pil(pix)
-    text = ocr_text(image)
+    text = ocr_text(image) if settings.ocr else ""
     record = _page_record(pno, content, doc, ocr=text)
     if not settings.figures:
         return ParsedPage(record)
@@ -203,21 +207,24 @@ def _scan_page(page: Any, pno: int, content: PageContent, doc: PreparedDocument,
 
 
 def _slide_page(page: Any, pno: int, content: PageContent, doc: PreparedDocument, settings: Settings) -> ParsedPage:
-    """A slide is captioned whole: one page figure with the slide's title, text and native data."""
+    """A slide is captioned whole: one page figure with the slide's title, its text and the words in
+    its pictures; each native chart is a chart figure of its own with its exact data."""
     pix = None
     record = _page_record(pno, content, doc)
-    if not record.text.strip() and content.images:  # a slide that is only a picture: read it
+    if not record.text.strip() and content.images and settings.ocr:  # a slide that is only a picture
         from caprl_index.sources.ocr import ocr_text
 
         pix = _render_page(page, settings)
         record = _page_record(pno, content, doc, ocr=ocr_text(pixmap_to_pil(pix)))
     if not settings.figures:
         return ParsedPage(record)
-    text = "\n".join(x for x in (record.text, record.extra_text) if x)
+    charts = doc.charts(pno)
+    pictures = slide_picture_text(page, content, [c.bbox for c in charts], settings) if pix is None else ""
+    text = "\n".join(x for x in (record.text, record.extra_text, pictures) if x)
     figure = whole_page_figure(
         page, "slide", settings.max_pixels, caption=_slide_title(content), ocr_text=text, pix=pix
     )
-    return ParsedPage(record, (figure,))
+    return ParsedPage(record, (figure, *rendered_chart_figures(page, charts, record, settings.max_pixels, 1)))
 
 
 def _slide_title(content: PageContent) -> str:

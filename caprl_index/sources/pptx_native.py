@@ -1,9 +1,13 @@
 """Read a .pptx with python-pptx: slide text, tables, notes, pictures and native chart data.
 
 This is the path without LibreOffice (no render, so no whole-slide caption): every picture becomes
-a figure cropped from its own bytes, and positions come from the shapes (EMU converted to points,
-group transforms applied). With LibreOffice it still supplies the per-slide chart data and notes
-(`deck_extra_text`), which a render cannot give exactly.
+a figure cropped from its own bytes (OCR'd when it is not a photo), every native chart a chart figure
+with its exact values, and positions come from the shapes (EMU converted to points, group transforms
+applied). With LibreOffice it still supplies the per-slide charts and notes (`deck_native`), which a
+render cannot give exactly.
+
+A chart's values are the chart figure's text, not the slide's: one point per piece of content. With
+figures off they go to the slide's extra text instead, so they stay searchable.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from caprl_index.errors import CorruptFile
-from caprl_index.models import BBox, Page, ParsedPage, TextBlock
+from caprl_index.models import BBox, Figure, Page, ParsedPage, TextBlock
+from caprl_index.sources.base import NativeChart
 from caprl_index.sources.pptx_charts import ChartData, chart_text, parse_chart
+from caprl_index.sources.pptx_figures import chart_figures
 from caprl_index.sources.pptx_pictures import picture_figures, picture_sha1
 
 EMU_PER_POINT = 12_700
@@ -50,26 +56,41 @@ def open_presentation(path: str) -> Any:
         raise CorruptFile(path, f"python-pptx cannot read the deck ({type(exc).__name__}: {exc})") from None
 
 
-def deck_extra_text(path: str) -> tuple[str, ...]:
-    """Per slide: native chart data and speaker notes, as searchable text."""
-    return tuple(_extra_text(slide) for slide in open_presentation(path).slides)
+def deck_native(path: str, figures: bool = True) -> tuple[tuple[str, tuple[NativeChart, ...]], ...]:
+    """Per slide: the extra text (speaker notes; chart data too when `figures` is off) and the
+    native charts, for a deck LibreOffice renders."""
+    out = []
+    for slide in open_presentation(path).slides:
+        charts = native_charts(slide)
+        out.append((_extra_text(slide, () if figures else charts), charts))
+    return tuple(out)
 
 
 def slide_charts(slide: Any) -> list[ChartData]:
     """The native charts of a python-pptx slide in document order, groups included; a chart whose
     part is missing or malformed is skipped (the rest of the slide still counts)."""
+    return [chart for chart, _ in _charts_with_boxes(slide)]
+
+
+def native_charts(slide: Any) -> tuple[NativeChart, ...]:
+    """The slide's native charts with their frames and their data as text."""
+    return tuple(NativeChart(box, chart.title or "", chart_text(chart)) for chart, box in _charts_with_boxes(slide))
+
+
+def _charts_with_boxes(slide: Any) -> list[tuple[ChartData, BBox | None]]:
     charts = []
-    for shape, _ in _walk(slide.shapes, _Transform()):
+    for shape, transform in _walk(slide.shapes, _Transform()):
         if getattr(shape, "has_chart", False) and shape.has_chart:
             try:
-                charts.append(parse_chart(shape.chart.element))
+                charts.append((parse_chart(shape.chart.element), _xfrm_box(shape._element, transform)))
             except Exception:  # python-pptx raises KeyError/ValueError/XML errors for broken parts
                 continue
     return charts
 
 
-def parse_presentation(path: str, max_pixels: int) -> tuple[ParsedPage, ...]:
-    """Every slide as a `ParsedPage`: text blocks, extra text, and picture figures."""
+def parse_presentation(path: str, max_pixels: int, *, ocr: bool = True, figures: bool = True) -> tuple[ParsedPage, ...]:
+    """Every slide as a `ParsedPage`: text blocks, extra text, picture figures (OCR'd when `ocr`,
+    unless they are photos) and native chart figures."""
     prs = open_presentation(path)
     width, height = _slide_size(prs)
     slides = list(prs.slides)
@@ -78,9 +99,13 @@ def parse_presentation(path: str, max_pixels: int) -> tuple[ParsedPage, ...]:
     repeats = Counter(sha for items in shapes for sha in {picture_sha1(s) for s, _ in items} if sha)
     pages = []
     for number, (slide, items) in enumerate(zip(slides, shapes, strict=True), 1):
-        page = _page(slide, items, number, width, height)
-        figures = picture_figures(items, page, repeats, max_pixels)
-        pages.append(ParsedPage(page=page, figures=figures))
+        charts = native_charts(slide)
+        page = _page(slide, items, number, width, height, () if figures else charts)
+        found: tuple[Figure, ...] = ()
+        if figures:
+            found = picture_figures(items, page, repeats, max_pixels, ocr=ocr)
+            found += chart_figures(charts, page, max_pixels, first_index=len(found))
+        pages.append(ParsedPage(page=page, figures=found))
     return tuple(pages)
 
 
@@ -169,7 +194,14 @@ def _child_transform(group: Any, parent: _Transform) -> _Transform:
 # --- text ----------------------------------------------------------------------------------------
 
 
-def _page(slide: Any, items: list[tuple[Any, BBox | None]], number: int, width: float, height: float) -> Page:
+def _page(
+    slide: Any,
+    items: list[tuple[Any, BBox | None]],
+    number: int,
+    width: float,
+    height: float,
+    charts: tuple[NativeChart, ...],
+) -> Page:
     full = (0.0, 0.0, width, height)
     texts = ((_shape_text(shape, slide), box) for shape, box in _reading_order(items))
     blocks = [TextBlock(text, box or full) for text, box in texts if text]
@@ -179,7 +211,7 @@ def _page(slide: Any, items: list[tuple[Any, BBox | None]], number: int, width: 
         height=height,
         text="\n".join(b.text for b in blocks),
         blocks=tuple(blocks),
-        extra_text=_extra_text(slide),
+        extra_text=_extra_text(slide, charts),
     )
 
 
@@ -230,8 +262,9 @@ def _diagram_text(shape: Any, slide: Any) -> str:
     return ""
 
 
-def _extra_text(slide: Any) -> str:
-    parts = [chart_text(chart) for chart in slide_charts(slide)]
+def _extra_text(slide: Any, charts: tuple[NativeChart, ...]) -> str:
+    """Speaker notes, after the data of `charts` (those not indexed as figures)."""
+    parts = [chart.text for chart in charts]
     notes = _notes(slide)
     if notes:
         parts.append(f"Speaker notes: {notes}")

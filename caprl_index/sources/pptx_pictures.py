@@ -2,13 +2,17 @@
 
 Used by the path without LibreOffice, where a picture's own bytes are the only image there is.
 Decorations are dropped: pictures too small to matter, and small ones repeated across slides
-(logos). A PNG or JPEG already within the budget is sent as it is, byte for byte.
+(logos). A PNG or JPEG already within the budget is sent as it is, byte for byte. Pictures that are
+not photos (screenshots, charts and tables pasted as images) are OCR'd: without a captioner their
+pixels' words are the only text they have. Alt text that PowerPoint fills in by itself ("image.png",
+"Picture 3") is not a caption.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections import Counter
 from typing import Any
 
@@ -21,6 +25,12 @@ MIN_PIXELS_SIDE = 32
 REPEAT_SLIDES = 3
 REPEAT_MAX_AREA_FRACTION = 0.05
 CONTEXT_CHARS = 600  # slide text given to the captioner as the figure's context
+# Alt text PowerPoint writes by itself: the picture's file name or "Picture 3"; not a caption.
+_DEFAULT_ALT = re.compile(
+    r"^(.*\.(png|jpe?g|gif|bmp|tiff?|emf|wmf|svg|webp)|(picture|image|graphic|grafik|bild|imagen|content placeholder)"
+    r"\s*\d*)$",
+    re.I,
+)
 
 
 def picture_sha1(shape: Any) -> str | None:
@@ -37,7 +47,7 @@ def _is_picture(shape: Any) -> bool:
 
 
 def picture_figures(
-    items: list[tuple[Any, BBox | None]], page: Page, repeats: Counter[str], max_pixels: int
+    items: list[tuple[Any, BBox | None]], page: Page, repeats: Counter[str], max_pixels: int, *, ocr: bool = True
 ) -> tuple[Figure, ...]:
     slide_area = page.width * page.height or 1.0
     figures: list[Figure] = []
@@ -49,13 +59,13 @@ def picture_figures(
         logo = repeats[sha1] >= REPEAT_SLIDES and fraction < REPEAT_MAX_AREA_FRACTION
         if fraction < MIN_AREA_FRACTION or logo:
             continue
-        figure = _picture_figure(shape, box, page, len(figures), max_pixels)
+        figure = _picture_figure(shape, box, page, len(figures), max_pixels, ocr)
         if figure is not None:
             figures.append(figure)
     return tuple(figures)
 
 
-def _picture_figure(shape: Any, box: BBox, page: Page, index: int, max_pixels: int) -> Figure | None:
+def _picture_figure(shape: Any, box: BBox, page: Page, index: int, max_pixels: int, ocr: bool) -> Figure | None:
     decoded = _decode(shape, max_pixels)
     if decoded is None or min(decoded[0].size) < MIN_PIXELS_SIDE:
         return None
@@ -78,7 +88,14 @@ def _picture_figure(shape: Any, box: BBox, page: Page, index: int, max_pixels: i
         region_index=index,
         printed_caption=_alt_text(shape),
         context_text=page.text[:CONTEXT_CHARS],
+        ocr_text=_ocr(image) if ocr and not photo else "",
     )
+
+
+def _ocr(image: Any) -> str:
+    from caprl_index.sources.ocr import ocr_text
+
+    return ocr_text(image)
 
 
 def _decode(shape: Any, max_pixels: int) -> tuple[Any, str | None] | None:
@@ -150,4 +167,5 @@ def _looks_like_photo(image: Any) -> bool:
 def _alt_text(shape: Any) -> str:
     c_nv_pr = shape._element.find(".//{http://schemas.openxmlformats.org/presentationml/2006/main}cNvPr")
     text = (c_nv_pr.get("descr") or c_nv_pr.get("title") or "") if c_nv_pr is not None else ""
-    return " ".join(text.split())
+    text = " ".join(text.split())
+    return "" if _DEFAULT_ALT.match(text) else text

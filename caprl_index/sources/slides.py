@@ -2,10 +2,11 @@
 
 With LibreOffice (``soffice``) the deck is converted to PDF, one page per slide (hidden slides
 included, so page N is slide N), and the PDF splitter captions every slide as a whole page. A
-.pptx also gives the exact data of its native charts and its speaker notes as per-slide extra text.
+.pptx also gives its native charts (exact data, indexed as chart figures cropped from the render)
+and its speaker notes (per-slide extra text).
 
 Without LibreOffice a .pptx is read with python-pptx (`pptx_native`): text, tables, notes, pictures
-as figures, chart data; there is no whole-slide render. Other deck formats need LibreOffice.
+and native charts as figures; there is no whole-slide render. Other deck formats need LibreOffice.
 
 Untrusted decks run in a sandbox of sorts: a throwaway LibreOffice profile inside the workdir with
 macros disabled, stdin closed, a timeout that kills the whole process group, and zip packages are
@@ -26,7 +27,7 @@ from typing import Final
 from caprl_index.config import Settings
 from caprl_index.errors import ConfigError, CorruptFile, EncryptedFile, UnsupportedFile
 from caprl_index.models import SourceFile
-from caprl_index.sources.base import PreparedDocument
+from caprl_index.sources.base import NativeChart, PreparedDocument
 
 AUTO: Final = "auto"
 NO_SOFFICE_WARNING: Final = (
@@ -74,9 +75,9 @@ def prepare_slides(
     pdf = convert_to_pdf(path, workdir, binary, settings.soffice_timeout)
     page_count = _pdf_page_count(pdf, file.path)
     warnings: list[str] = []
-    extra: tuple[str, ...] = ()
+    native: tuple[tuple[str, tuple[NativeChart, ...]], ...] = ()
     if suffix == ".pptx" and not _starts_with(path, _OLE_MAGIC):  # not a legacy deck misnamed
-        extra, warnings = _native_extra_text(path, page_count)
+        native, warnings = _native(path, page_count, settings.figures)
     return PreparedDocument(
         file=file,
         page_count=page_count,
@@ -84,7 +85,8 @@ def prepare_slides(
         page_mode="slide",
         render_path=str(pdf),
         warnings=tuple(warnings),
-        page_extra_text=extra,
+        page_extra_text=tuple(extra for extra, _ in native),
+        page_charts=tuple(charts for _, charts in native) if settings.figures else (),
     )
 
 
@@ -117,7 +119,7 @@ def _prepare_without_soffice(file: SourceFile, settings: Settings, suffix: str) 
         )
     from caprl_index.sources.pptx_native import parse_presentation
 
-    pages = parse_presentation(file.path, settings.max_pixels)
+    pages = parse_presentation(file.path, settings.max_pixels, ocr=settings.figure_ocr, figures=settings.figures)
     return PreparedDocument(
         file=file,
         page_count=len(pages),
@@ -130,13 +132,15 @@ def _prepare_without_soffice(file: SourceFile, settings: Settings, suffix: str) 
     )
 
 
-def _native_extra_text(path: Path, page_count: int) -> tuple[tuple[str, ...], list[str]]:
-    """Chart data and notes per slide; a deck LibreOffice rendered but python-pptx cannot read
-    keeps its render and loses only this extra text (warned)."""
-    from caprl_index.sources.pptx_native import deck_extra_text
+def _native(
+    path: Path, page_count: int, figures: bool
+) -> tuple[tuple[tuple[str, tuple[NativeChart, ...]], ...], list[str]]:
+    """Notes and native charts per slide; a deck LibreOffice rendered but python-pptx cannot read
+    keeps its render and loses only these (warned)."""
+    from caprl_index.sources.pptx_native import deck_native
 
     try:
-        extra = deck_extra_text(str(path))
+        extra = deck_native(str(path), figures)
     except CorruptFile as exc:
         return (), [f"{path}: chart data and notes not read ({exc.reason})"]
     warnings = []

@@ -94,10 +94,6 @@ class Engine(Protocol):
         """Create the points collection (vectors, payload indexes) and the records collection if absent."""
         ...
 
-    def ensure_records(self) -> None:
-        """Create the records collection if absent (failures are recorded before the model has loaded)."""
-        ...
-
     def dense_size(self) -> int | None:
         """Size of the `text-dense` vector of the existing collection; None when it has no such vector."""
         ...
@@ -139,7 +135,8 @@ class Engine(Protocol):
         ...
 
     def put_records(self, records: Sequence[dict[str, Any]]) -> None:
-        """Write file records (JSON-safe dicts keyed by their `file_path`)."""
+        """Write file records (JSON-safe dicts keyed by their `file_path`), creating their collection if absent
+        (a file can fail, and be recorded, before the points collection exists)."""
         ...
 
     def get_record(self, file_path: str) -> dict[str, Any] | None: ...

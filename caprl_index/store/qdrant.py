@@ -94,9 +94,6 @@ class QdrantStore:
                 "Use a new --collection for a different CAPRL_EMBED_MODEL."
             )
 
-    def ensure_records(self) -> None:
-        self.engine.ensure_records()
-
     def optimize(self) -> None:
         """Build the indexes after a bulk load (the embedded engine; a server does it itself)."""
         self.engine.optimize()

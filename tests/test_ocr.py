@@ -1,0 +1,66 @@
+"""OCR: word boundaries restored in the recogniser's output, OCR configured through Settings only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from caprl_index.config import Settings
+from caprl_index.sources import parse_pages, prepare
+from caprl_index.sources.discover import source_file
+from caprl_index.sources.ocr import ocr_image, raw_lines
+from caprl_index.sources.ocr_words import restore_spaces
+from tests.conftest import shared
+from tests.test_figures import scan_pdf
+
+
+def test_runs_from_real_documents_get_their_spaces_back() -> None:
+    # What rapidocr returned on real slides and reports (the issue's examples).
+    assert restore_spaces("PAYMENTSLANDSCAPE") == "PAYMENTS LANDSCAPE"
+    assert restore_spaces("oftrainsontime") == "of trains on time"
+    assert restore_spaces("passengertrips") == "passenger trips"
+    assert restore_spaces("Withtheincreasingdigitalpaymentspenetration,theshareof") == (
+        "With the increasing digital payments penetration,the share of"
+    )
+    assert restore_spaces("numberofdebitcardusersinIndia") == "number of debit card users in India"
+
+
+def test_numbers_units_and_words_that_are_whole_stay_intact() -> None:
+    for kept in ("COVID-19 3.5GHz 10kg $1.2bn 27% Q3 4K", "Netflix NASA", "Revenue grew in 2023"):
+        assert restore_spaces(kept) == kept
+
+
+def test_the_recognisers_geometry_decides_where_the_list_cannot() -> None:
+    # "nowhere" is a word; a wide step after "now" (a dropped space) makes it two.
+    even = [10.0 * i for i in range(7)]
+    gap = [*even[:3], *(x + 14.0 for x in even[3:])]
+    assert restore_spaces("nowhere", even, 20.0) == "nowhere"
+    assert restore_spaces("nowhere", gap, 20.0) == "now here"
+
+
+@pytest.mark.shared
+def test_ocr_of_a_real_report_page_keeps_word_boundaries() -> None:
+    """Pew's body type at the scan budget: rapidocr runs "adultsusesocialnetworkingsitessuchas"."""
+    import pymupdf
+
+    from caprl_index.figures.crop import pixmap_to_pil
+
+    path = shared("mmlongbench-dev", "documents", "PIP_Seniors-and-Tech-Use_040314.pdf")
+    with pymupdf.open(path) as doc:
+        pix = doc[5].get_pixmap(matrix=pymupdf.Matrix(1.44, 1.44), clip=pymupdf.Rect(60, 85, 370, 145))
+    image = pixmap_to_pil(pix)
+    raw = " ".join(line.text for line in raw_lines(image)).lower().split()
+    text = " ".join(line.text for line in ocr_image(image)).lower().split()
+    wanted = {"older", "adults", "use", "social", "networking", "sites", "such", "as"}
+    assert not wanted <= set(raw)  # the recogniser ran them together ...
+    assert wanted <= {w.strip(",.") for w in text}, text  # ... and they are words again
+
+
+def test_ocr_off_in_settings_leaves_a_scan_without_text(tmp_path: Path) -> None:
+    path = scan_pdf(tmp_path / "scan.pdf", "INVOICE 4711")
+    for settings, expected in ((Settings(), True), (Settings(ocr=False), False)):
+        doc = prepare(source_file(path), settings, tmp_path)
+        (parsed,) = parse_pages(doc, 0, 1, settings)
+        assert ("4711" in parsed.page.text) is expected
+    assert Settings(captioner="none").figure_ocr is False and Settings(captioner="ocr").figure_ocr is True
