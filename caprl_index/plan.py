@@ -20,6 +20,7 @@ from caprl_index.config import Settings
 from caprl_index.figures import DETECTION_VERSION
 from caprl_index.models import FileFailure, SourceFile
 from caprl_index.sources.discover import SUPPORTED_EXTENSIONS, in_shard, is_supported, iter_paths, sha256_file
+from caprl_index.store.payload import PAYLOAD_VERSION
 from caprl_index.store.records import RECORD_VERSION, FileRecord
 from caprl_index.store.sparse import VERSION as SPARSE_VERSION
 from caprl_index.terminal import path as shown_path
@@ -54,7 +55,7 @@ def fingerprint(settings: Settings, embed_name: str) -> str:
     split = f"fig={settings.figures}|split={DETECTION_VERSION}|img={settings.keep_images}"  # covers page text too
     # What OCR read (scans; inside figures, off for --captioner none) is part of the text too.
     split += f"|ocr={int(settings.ocr)}{int(settings.figure_ocr)}"
-    return f"v{RECORD_VERSION}|{split}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}"
+    return f"v{RECORD_VERSION}|{split}|{chunking}|{embed_name}|sparse={SPARSE_VERSION}|payload={PAYLOAD_VERSION}"
 
 
 def plan_files(

@@ -89,9 +89,17 @@ class Searcher:
         hybrid: bool = True,
     ) -> list[Hit]:
         """Top-k chunks, or with `group_by_page` the top-k pages (each shown by its best chunk)."""
-        flt = self._filter(filters or SearchFilters())
-        if isinstance(flt, bool) or not self.store.exists():
+        flt = self.point_filter(filters or SearchFilters())
+        if isinstance(flt, bool):
             return []  # no file matches the glob
+        return self.search_filtered(query, k=k, flt=flt, group_by_page=group_by_page, hybrid=hybrid)
+
+    def search_filtered(
+        self, query: str, *, k: int = 10, flt: PointFilter | None, group_by_page: bool = False, hybrid: bool = True
+    ) -> list[Hit]:
+        """`search` with the store filter already built (LlamaIndex's MetadataFilters arrive as one)."""
+        if not self.store.exists():
+            return []
         depth = max(PREFETCH, 10 * k if group_by_page else 4 * k)
         dense, sparse = self.embedder.embed([query])[0], query_vector(query)
         if group_by_page:
@@ -103,7 +111,7 @@ class Searcher:
         points = self.store.query(dense, sparse, limit=limit, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
         return one_per_figure([_hit(p) for p in points])[:k]
 
-    def _filter(self, f: SearchFilters) -> PointFilter | bool | None:
+    def point_filter(self, f: SearchFilters) -> PointFilter | bool | None:
         """The store filter for `f`; False when no file matches the glob (nothing can match)."""
         paths: tuple[str, ...] | None = None
         if f.file_glob:

@@ -1,14 +1,15 @@
-"""Build an index the LlamaIndex way: SimpleDirectoryReader + CapRLReader + IngestionPipeline → QdrantVectorStore.
+"""Build an index the LlamaIndex way: SimpleDirectoryReader + CapRLReader + IngestionPipeline → CapRLVectorStore.
 
     python examples/reader_pipeline.py examples/docs [--collection caprl-reader] [--query "..."]
 
 CapRLReader turns each PDF, deck or image into one Document per page text and one per figure (captioned by
-CapRL-3B through vLLM when it is reachable, else OCR text, with a warning), carrying the same provenance
-metadata the CLI stores (file_path, page, kind, figure_type, bbox, caption_source, ...). The pipeline splits
-them with SentenceSplitter (every node keeps the metadata), embeds them and writes them to a collection of
-its own beside the CLI's. Its docstore is persisted beside the index, so a re-run only re-embeds Documents
-whose text changed. Settings (vLLM URL, Qdrant path/URL, embedding model) are the CLI's: CAPRL_* or
-caprl-index.toml.
+CapRL-3B through vLLM when it is reachable, else OCR text, with a warning), carrying the provenance the CLI
+stores (file_path, page, kind, figure_type, the box as bbox_x0..bbox_y1, image_uri, ...). The pipeline
+splits them (every node keeps the metadata and its file version's ref_doc_id), embeds them and writes them
+to the caprl-index store: the embedded index by default (CAPRL_QDRANT_PATH), a server with
+CAPRL_QDRANT_URL, in a collection of its own. Its docstore is persisted beside the index, so a second run
+skips every Document it has seen (`DUPLICATES_ONLY`: all Documents of a file share its ref_doc_id, which
+the upsert strategy would take for a single document); a changed file's new version replaces the old one.
 """
 
 from __future__ import annotations
@@ -18,30 +19,27 @@ import logging
 import time
 from pathlib import Path
 
-from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
-from llama_index.core.ingestion import IngestionPipeline
+from llama_index.core import SimpleDirectoryReader
+from llama_index.core.ingestion import DocstoreStrategy, IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.storage.docstore import SimpleDocumentStore
-from llama_index.vector_stores.qdrant import QdrantVectorStore
-from qdrant_client import QdrantClient
 
 from caprl_index.config import Settings
-from caprl_index.reader import SUPPORTED_EXTENSIONS, CapRLEmbedding, CapRLReader
+from caprl_index.llama import CapRLEmbedding, CapRLReader, CapRLVectorStore, stable_node_id
+from caprl_index.reader import SUPPORTED_EXTENSIONS
 
 
-def open_client(settings: Settings) -> QdrantClient:
-    if settings.qdrant_url:
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantClient(url=settings.qdrant_url, api_key=key)
-    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(settings.qdrant_path))
-
-
-def build_pipeline(settings: Settings, store: QdrantVectorStore, embed: CapRLEmbedding) -> IngestionPipeline:
+def build_pipeline(settings: Settings, store: CapRLVectorStore, embed: CapRLEmbedding) -> IngestionPipeline:
+    splitter = SentenceSplitter(
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        id_func=stable_node_id,  # a Document processed again overwrites its nodes instead of copying them
+    )
     return IngestionPipeline(
-        transformations=[SentenceSplitter(chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap), embed],
+        transformations=[splitter, embed],
         vector_store=store,
-        docstore=SimpleDocumentStore(),  # Document ids are stable: unchanged Documents are skipped next run
+        docstore=SimpleDocumentStore(),
+        docstore_strategy=DocstoreStrategy.DUPLICATES_ONLY,
     )
 
 
@@ -73,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(collection=args.collection)
     persist_dir = settings.index_dir / f"pipeline-{args.collection}"
     embed = CapRLEmbedding(settings)
-    client = open_client(settings)
-    try:
-        store = QdrantVectorStore(client=client, collection_name=args.collection)
+    with CapRLVectorStore(settings) as store:
         pipeline = build_pipeline(settings, store, embed)
         if persist_dir.exists():
             pipeline.load(str(persist_dir))
@@ -84,13 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.persist(str(persist_dir))
         print(f"{written} nodes written to {args.collection!r} in {time.perf_counter() - started:.1f} s")
 
-        index = VectorStoreIndex.from_vector_store(store, embed_model=embed)
-        for hit in index.as_retriever(similarity_top_k=3).retrieve(args.query):
+        for hit in store.as_retriever(similarity_top_k=3, group_by_page=True).retrieve(args.query):
             m = hit.node.metadata
-            box = f" bbox={[round(v) for v in m['bbox']]}" if m.get("bbox") else ""
-            print(f"{hit.score:.3f} {m['file_name']} page {m['page']} {m['kind']}{box} caption={m['caption_source']}")
-    finally:
-        client.close()
+            print(f"{hit.score:.3f} {m['file_name']} page {m['page']} {m['kind']} caption={m.get('caption_source')}")
     return 0
 
 

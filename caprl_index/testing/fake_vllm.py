@@ -235,6 +235,8 @@ class FakeVLLM:
             body = json.loads(raw)
             if not self.vision and "image_url" in raw.decode("utf-8", "replace"):
                 return fd.no_vision(self)
+            if "image_url" not in raw.decode("utf-8", "replace"):
+                return self._text_answer(body, record)
             image, text = parse_messages(body)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             return self.error(400, f"Invalid request: {exc}", "BadRequestError")
@@ -249,6 +251,21 @@ class FakeVLLM:
             record.outcome = "context"
             return too_long
         return self._complete(image, record, failure, cap)
+
+    def _text_answer(self, body: dict[str, Any], record: RequestRecord) -> Reply:
+        """A chat without an image (a RAG answer): a vision model's server answers those too. The reply names
+        how much context it was given, so tests can tell what reached the model."""
+        prompt = "\n".join(
+            m["content"] if isinstance(m["content"], str) else " ".join(p.get("text", "") for p in m["content"])
+            for m in body["messages"]
+        )
+        record.body, record.model, record.prompt = body, body.get("model"), prompt
+        refusal = fd.unknown_model(self, body.get("model"))
+        if refusal is not None:
+            return refusal
+        text = f"An answer from {body.get('model')} to a prompt of {len(prompt.split())} words."
+        usage = (fm.text_tokens(prompt), len(text.split()))
+        return Reply(200, json.dumps(fm.completion_body(fd.listed_id(self), text, False, usage)).encode())
 
     def _failure(self, failure: str) -> Reply:
         if failure in ("500", "503"):
