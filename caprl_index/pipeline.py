@@ -22,14 +22,14 @@ from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
 from caprl_index.errors import CaprlError, ConfigError, DocumentError, EmbeddingFailed
 from caprl_index.evidence import open_image_store
-from caprl_index.evidence.gc import doomed, remove_file, remove_unreferenced
+from caprl_index.evidence.gc import remove_file
 from caprl_index.evidence.keep import PageImages, save_images
 from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
-from caprl_index.plan import FilePlan, plan_files
+from caprl_index.plan import FilePlan, fingerprint, plan_files
 from caprl_index.progress import Reporter
-from caprl_index.report import failure_kind
-from caprl_index.store import FileRecord, NewPoint, PointFilter, QdrantStore, payload, point_id
+from caprl_index.store import NewPoint, QdrantStore, payload, point_id
 from caprl_index.store.sparse import document_vector
+from caprl_index.versions import count_file, discard_partial, file_record, record_failure, replace_version
 from caprl_index.workers import SplitPool, parse_batch
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ class _Run:
         self.stats.files_skipped = len(plan.skipped)
         for failure in plan.failures:
             # Recorded even in a new index (before the model has loaded): `status` lists every failure.
-            await self._in_store(self._record_failure, failure.path, None, failure.reason)
+            await self._in_store(record_failure, self.store, failure.path, None, failure.reason)
             self._fail(failure.path, failure.reason)
         if plan.repaired:
             self._warn_once(
@@ -190,8 +190,8 @@ class _Run:
                     raise
 
     async def _file_failed(self, file: SourceFile, reason: str) -> None:
-        await self._in_store(self._discard_partial, file)
-        await self._in_store(self._record_failure, file.path, file, reason)
+        await self._in_store(discard_partial, self.store, self.images, file)
+        await self._in_store(record_failure, self.store, file.path, file, reason)
         self._fail(file.path, reason)
 
     async def _process_file(self, file: SourceFile) -> None:
@@ -278,89 +278,10 @@ class _Run:
     async def _finish_file(self, file: SourceFile, page_count: int, results: list[_BatchResult]) -> None:
         ids = [pid for r in results for pid in r.ids]
         captions = [c for r in results for c in r.captions]
-        record = self._record(file, page_count, len(ids), captions)
-        await self._in_store(self._replace_version, file, ids, record)
-        self._count_file(page_count, len(ids), captions)
+        record = file_record(file, page_count, len(ids), captions, fingerprint(self.settings, self.embedder.name))
+        await self._in_store(replace_version, self.store, self.images, file, ids, record)
+        count_file(self.stats, page_count, len(ids), captions)
         self.reporter.file_done(file.path, True, f"{page_count} pages, {len(captions)} figures")
-
-    def _replace_version(self, file: SourceFile, ids: list[str], record: FileRecord) -> None:
-        """Drop the file's other points (old versions, vanished chunks), record it, then drop their images."""
-        stale = PointFilter(file_paths=(file.path,), exclude_ids=tuple(ids))
-        gone = doomed(self.store.points(stale)) if self.images is not None else None
-        self.store.delete_stale(file.path, ids)
-        self.store.put_record(record)
-        if gone is not None and self.images is not None:
-            remove_unreferenced(gone, self.store, self.images)
-
-    def _record(self, file: SourceFile, page_count: int, points: int, captions: list[Caption]) -> FileRecord:
-        from caprl_index.plan import file_stat, fingerprint
-
-        sources: dict[str, int] = {}
-        errors: dict[str, int] = {}
-        for c in captions:
-            sources[c.source] = sources.get(c.source, 0) + 1
-            if c.error:
-                kind = failure_kind(c.error)
-                errors[kind] = errors.get(kind, 0) + 1
-        st = file_stat(file.path)
-        return FileRecord(
-            file_path=file.path,
-            file_sha256=file.sha256,
-            size=file.size,
-            mtime_ns=st.st_mtime_ns if st else None,
-            complete=True,
-            page_count=page_count,
-            points=points,
-            figures=len(captions),
-            caption_sources=sources,
-            # Figures without a vLLM caption (OCR text, or none asked for) can always be captioned later.
-            captions_pending=sum(1 for c in captions if c.source != "vllm"),
-            caption_errors=errors,
-            prompt_version=next((c.prompt_version for c in captions if c.source == "vllm"), None),
-            fingerprint=fingerprint(self.settings, self.embedder.name),
-        )
-
-    def _count_file(self, page_count: int, points: int, captions: list[Caption]) -> None:
-        s = self.stats
-        s.files_indexed += 1
-        s.pages += page_count
-        s.points += points
-        s.figures += len(captions)
-        for c in captions:
-            s.captions_by_source[c.source] = s.captions_by_source.get(c.source, 0) + 1
-            if c.error:
-                s.caption_failures += 1
-                kind = failure_kind(c.error)
-                s.caption_errors[kind] = s.caption_errors.get(kind, 0) + 1
-                s.caption_error_samples.setdefault(kind, c.error)
-            s.truncated_captions += c.truncated
-            s.cache_hits += c.cached
-            s.prompt_tokens += c.prompt_tokens
-            s.completion_tokens += c.completion_tokens
-            if c.source == "vllm" and not c.cached:
-                s.latencies.append(c.latency_s)
-
-    def _record_failure(self, path: str, file: SourceFile | None, reason: str) -> None:
-        """Remember the failure for `status`; an older complete version keeps its record (and its points)."""
-        record = self.store.get_record(path)
-        sha = file.sha256 if file else ""
-        if record and record.complete and record.file_sha256 != sha:
-            record.last_error, record.last_error_sha256 = reason, sha
-        else:
-            record = FileRecord(file_path=path, file_sha256=sha, size=file.size if file else 0, error=reason)
-        self.store.put_record(record)
-
-    def _discard_partial(self, file: SourceFile) -> None:
-        """Remove the points a failed attempt wrote for this version; an older complete version stays."""
-        record = self.store.get_record(file.path)
-        if record and record.complete and record.file_sha256 == file.sha256:
-            return  # the same version is indexed completely; what we wrote overwrote it by id
-        version = PointFilter(file_paths=(file.path,), file_sha256=file.sha256)
-        gone = doomed(self.store.points(version)) if self.images is not None else None
-        self.store.delete_version(file.path, file.sha256)
-        if gone is not None and self.images is not None:
-            gone.versions.add(file.sha256)  # pages rendered before the failure, even if no point was written
-            remove_unreferenced(gone, self.store, self.images)
 
     def _fail(self, path: str, reason: str) -> None:
         self.stats.files_failed += 1
