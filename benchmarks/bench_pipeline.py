@@ -278,7 +278,7 @@ def main() -> None:
         tree = max(v for k, v in peaks.items() if k.split(":")[0] == tag)
         print(f"{tag:<16} {wall:8.1f} s  ({stats.pages / wall:.1f} pages/s, {stats.figures / wall / cores:.2f} "
               f"figures/s per core, {run['requests']} caption requests, simulated vLLM utilisation "
-              f"{run['busy'] / args.slots / wall:.2f}); peak RSS of the tree {tree / 2**20:.0f} MiB")  # fmt: skip
+              f"{run['busy'] / args.slots / wall:.3f}); peak RSS of the tree {tree / 2**20:.0f} MiB")  # fmt: skip
         if stats.failures:
             print("  failures:", *[f"    {f.path}: {f.reason}" for f in stats.failures], sep="\n")
     e2e_s = runs["e2e"]["wall"]

@@ -143,7 +143,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.recipe_child:
         files = [Path(f) for f in json.loads(Path(args.recipe_child[0]).read_text())]
-        print(json.dumps({"nodes": recipe_ingest(files, Path(args.recipe_child[1]))}))
+        nodes = recipe_ingest(files, Path(args.recipe_child[1]))
+        Path(args.recipe_child[0]).with_suffix(".nodes").write_text(str(nodes))  # stdout has pymupdf4llm's notes
         return
     files, queries = pick_docs(args.root, args.docs, args.max_pages)
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,7 +161,7 @@ def run(files: list[Path], queries: list[dict], tmp: Path) -> None:
     (tmp / "files.json").write_text(json.dumps([str(f) for f in files]))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     recipe_cmd = [sys.executable, __file__, "--recipe-child", str(tmp / "files.json"), str(tmp / "recipe")]
-    r_wall, r_rss, r_out = measured(recipe_cmd, env)
+    r_wall, r_rss, _ = measured(recipe_cmd, env)
     ours_env = {**env, "CAPRL_QDRANT_PATH": str(tmp / "ours" / "qdrant"),
                 "CAPRL_VLLM_URL": f"http://127.0.0.1:{free_port()}/v1"}  # fmt: skip
     cli = [sys.executable, "-m", "caprl_index.cli"]
@@ -168,10 +169,10 @@ def run(files: list[Path], queries: list[dict], tmp: Path) -> None:
     print(f"corpus: {len(files)} PDFs, {pages} pages from {DATA.name}; {len(queries)} questions; "
           f"{os.cpu_count()} CPUs; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
     print(f"recipe (pymupdf4llm + SentenceSplitter + MiniLM + QdrantVectorStore): {r_wall:7.1f} s, "
-          f"peak RSS {r_rss / 2**20:.0f} MiB, {json.loads(r_out.splitlines()[-1])['nodes']} nodes")  # fmt: skip
+          f"peak RSS {r_rss / 2**20:.0f} MiB, {(tmp / 'files.nodes').read_text()} nodes", flush=True)  # fmt: skip
     print(f"caprl-index ingest (default, OCR for figures):                       {o_wall:7.1f} s, "
           f"peak RSS {o_rss / 2**20:.0f} MiB")  # fmt: skip
-    print(f"ratio ours / recipe: {o_wall / r_wall:.2f}  (target <= 1.0)")
+    print(f"ratio ours / recipe: {o_wall / r_wall:.2f}  (target <= 1.0)", flush=True)
     if queries:
         ours = our_recall(queries, tmp, ours_env, cli)
         print(f"page recall@{CUTOFF}: ours {ours:.3f}, recipe {recipe_recall(tmp / 'recipe', queries):.3f}")
