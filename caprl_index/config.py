@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         "image files then carry no text).",
     )
     workers: int = Field(default=0, ge=0, description="Parser processes; 0 = number of CPUs (max 8).")
+    ocr_process: bool = Field(
+        default=True,
+        description="Run OCR in one process shared by the parser workers (one set of OCR models, less "
+        "memory); False = each worker loads its own OCR engine.",
+    )
     soffice: str | None = Field(
         default=None,
         description="LibreOffice binary for slide decks; unset = soffice/libreoffice on PATH; 'none' = never "

@@ -14,15 +14,19 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from caprl_index.config import Settings
 from caprl_index.errors import CorruptFile
 from caprl_index.models import ParsedPage
+
+if TYPE_CHECKING:
+    from caprl_index.sources.ocr_service import OcrService
 
 log = logging.getLogger("caprl_index")
 WORKER_TASKS = 100  # page batches a worker process handles before it is replaced
@@ -30,11 +34,21 @@ T = TypeVar("T")
 
 
 class SplitPool:
-    """Runs parsing jobs on worker processes (a thread for one worker); a crashed worker fails only its job."""
+    """Runs parsing jobs on worker processes (a thread for one worker); a crashed worker fails only its job.
 
-    def __init__(self, workers: int) -> None:
+    With `ocr_process` the workers share one OCR process (ocr_service.py) instead of loading an OCR
+    engine each; a single thread-worker keeps OCR in this process (no process to share it with).
+    """
+
+    def __init__(self, workers: int, *, ocr_process: bool = True) -> None:
         self.workers = workers
-        self._pool: Executor = make_pool(workers)
+        self.ocr: OcrService | None = None
+        if ocr_process and workers > 1:
+            from caprl_index.sources.ocr_service import OcrService
+
+            self.ocr = OcrService(workers)
+        self._init = (os.getpid(), self.ocr.client_args if self.ocr else None)
+        self._pool: Executor = make_pool(workers, self._init)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -46,7 +60,7 @@ class SplitPool:
         except BrokenExecutor:
             self._replace(pool)
         isolated = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init, initargs=(os.getpid(),)
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=worker_init, initargs=self._init
         )
         try:
             with sigint_blocked():
@@ -61,13 +75,15 @@ class SplitPool:
     def _replace(self, broken: Executor) -> None:
         if self._pool is broken:  # the first of the interrupted jobs replaces it; the others reuse the new one
             broken.shutdown(wait=False, cancel_futures=True)
-            self._pool = make_pool(self.workers)
+            self._pool = make_pool(self.workers, self._init)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self.ocr is not None:
+            self.ocr.close()
 
 
-def make_pool(workers: int) -> Executor:
+def make_pool(workers: int, initargs: tuple[int, tuple[str, bytes] | None] | None = None) -> Executor:
     """Worker processes for splitting; a thread for a single small job (no process start-up cost)."""
     if workers <= 1:
         return ThreadPoolExecutor(1, thread_name_prefix="caprl-split")
@@ -79,7 +95,7 @@ def make_pool(workers: int) -> Executor:
         mp_context=multiprocessing.get_context("spawn"),
         max_tasks_per_child=WORKER_TASKS,
         initializer=worker_init,
-        initargs=(os.getpid(),),
+        initargs=initargs or (os.getpid(), None),
     )
 
 
@@ -91,6 +107,11 @@ def sigint_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
         yield
         return
+    # The resource tracker's first start blocks SIGINT around its own spawn and then *unblocks* it in
+    # this thread, which would undo the block below for the process being started: start it first.
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
@@ -98,8 +119,9 @@ def sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def worker_init(parent_pid: int) -> None:
-    """Set up a parser process: Ctrl-C is the parent's to handle, and the worker dies with its parent.
+def worker_init(parent_pid: int, ocr_client: tuple[str, bytes] | None = None) -> None:
+    """Set up a parser process: Ctrl-C is the parent's to handle, the worker dies with its parent, it sends
+    OCR to the OCR process at `ocr_client` (when given) and never loads PyMuPDF's layout model.
 
     The terminal sends SIGINT to the whole process group; the parent shuts the pool down, so workers
     ignore it (no traceback from every worker; `sigint_blocked` covers the start-up before this runs).
@@ -108,7 +130,22 @@ def worker_init(parent_pid: int) -> None:
     worker is the pool's management thread.)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _skip_unused_models()
+    if ocr_client is not None:
+        from caprl_index.sources.ocr_service import use_service
+
+        use_service(ocr_client)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="caprl-parent-watch", daemon=True).start()
+
+
+def _skip_unused_models() -> None:
+    """`import pymupdf` imports `pymupdf.layout`, which loads its ONNX layout model (and onnxruntime) at
+    import, and `pymupdf4llm` when installed: ~55 MB and ~1 s per process for models the parser never
+    calls (see layout_model_recall.py). A None entry in sys.modules makes pymupdf skip both."""
+    if "pymupdf" in sys.modules:  # imported before the initializer ran (a parent's __main__): too late
+        return
+    for name in ("pymupdf.layout", "pymupdf4llm"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:

@@ -1,8 +1,9 @@
 """OCR for pixels without a text layer (scans, images, raster figures, outlined labels), with rapidocr.
 
-The engine is loaded lazily, once per process: parser workers only pay for it when they meet a scan.
-It runs single-threaded because the pipeline already runs one parser per core. Whether OCR runs at all
-is decided by the callers from `Settings.ocr` (and `Settings.figure_ocr` inside figures).
+The engine is loaded lazily, once per process; parser workers send their images to the one OCR process
+instead (ocr_service.py). It runs single-threaded because the pipeline already runs one parser per core.
+Whether OCR runs at all is decided by the callers from `Settings.ocr` (and `Settings.figure_ocr` inside
+figures).
 
 The recogniser drops most spaces in Latin text; each line asks for its character boxes
 (``return_word_box``) and gets its spaces back from them and a word list (ocr_words.py).
@@ -38,14 +39,22 @@ class OcrLine:
 
 
 def _get_engine() -> Any:
+    """This process's engine: the OCR process's stand-in in a parser worker (ocr_service.py), else its own."""
     global _engine
     with _lock:
         if _engine is None:
-            from rapidocr_onnxruntime import RapidOCR
+            from caprl_index.sources.ocr_service import remote_engine
 
-            # No angle classifier: upside-down text is rare in documents and it costs a pass per line.
-            _engine = RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False)
+            _engine = remote_engine() or new_engine()
         return _engine
+
+
+def new_engine() -> Any:
+    """A rapidocr engine on one thread (its callers run one per core)."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    # No angle classifier: upside-down text is rare in documents and it costs a pass per line.
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False)
 
 
 def _to_array(image: Any) -> tuple[Any, float]:
