@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     embed_url: str | None = Field(default=None, description="OpenAI-compatible /v1 base URL for embeddings.")
     embed_api_key: SecretStr | None = Field(default=None, description="API key for embed_url.")
     embed_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
+    embed_backend: Literal["auto", "numpy", "torch"] = Field(
+        default="auto",
+        description="How a local model runs: auto = the NumPy encoder when it can run the model (BERT, mean "
+        "pooling, normalised: the packaged all-MiniLM-L6-v2; no torch import), else sentence-transformers; "
+        "numpy = the NumPy encoder or an error; torch = always sentence-transformers.",
+    )
 
     # --- chunking and figures ---
     chunk_size: int = Field(default=200, ge=32, description="Tokens per text chunk (SentenceSplitter).")
