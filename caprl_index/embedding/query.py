@@ -15,6 +15,7 @@ anything else returns None from `open_query_encoder` and the caller falls back t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -83,14 +84,17 @@ class _OneBlasThread:
         self._lock = threading.Lock()
         self._users = 0
         self._limit: Any = None
+        self._controller: Any = None
 
     def __enter__(self) -> None:
         with self._lock:
             self._users += 1
             if self._users == 1:
-                from threadpoolctl import threadpool_limits
+                if self._controller is None:  # finding the BLAS libraries takes 2 ms: once, not per layer
+                    from threadpoolctl import ThreadpoolController
 
-                self._limit = threadpool_limits(1, user_api="blas")
+                    self._controller = ThreadpoolController()
+                self._limit = self._controller.limit(limits=1, user_api="blas")
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
@@ -100,6 +104,7 @@ class _OneBlasThread:
 
 
 _ONE_BLAS_THREAD = _OneBlasThread()
+_ONE_THREAD_TOKENS = 512  # a query batch: its products are small, and serve limits BLAS to one thread anyway
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -213,7 +218,7 @@ class NumpyBertEncoder:
 
             q, k, v = (dense(x, f"attention.self.{m}") for m in ("query", "key", "value"))
             attn = np.empty_like(x)
-            with _ONE_BLAS_THREAD:
+            with _ONE_BLAS_THREAD if len(x) >= _ONE_THREAD_TOKENS else contextlib.nullcontext():
                 for a, b in itertools.pairwise(bounds):  # each text attends to itself only
                     attn[a:b] = self._attention(q[a:b], k[a:b], v[a:b])
             x = _layer_norm(
