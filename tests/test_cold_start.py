@@ -9,6 +9,7 @@ fails here (the measured figures are in the README, from `python -X importtime`)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,10 @@ _RUN = (
 )
 
 
-def cli(*args: str) -> tuple[int, str, set[str]]:
+def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
     """Run the CLI in a fresh interpreter: its exit code, stdout, and the top-level modules it imported."""
-    done = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, timeout=600)
+    environ = {**os.environ, **(env or {})}
+    done = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, timeout=600, env=environ)
     line = next(row for row in reversed(done.stderr.splitlines()) if row.startswith("MODULES "))
     code, modules = json.loads(line.removeprefix("MODULES "))
     return code, done.stdout, set(modules)
@@ -44,14 +46,15 @@ def cli(*args: str) -> tuple[int, str, set[str]]:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real index of one example PDF, ingested by the CLI (whose imports are checked too)."""
+    """A real index of one example PDF, ingested by the CLI on the NumPy encoder (its imports checked too)."""
     root = tmp_path_factory.mktemp("cold")
     docs = root / "docs"
     docs.mkdir()
     shutil.copy(EXAMPLES / "solar-market-report-2024.pdf", docs / "report.pdf")
-    code, _, modules = cli("ingest", str(docs), "--captioner", "none", "--no-figures", "--qdrant-path", str(root / "q"))
+    args = ("ingest", str(docs), "--captioner", "none", "--no-figures", "--qdrant-path", str(root / "q"))
+    code, _, modules = cli(*args, env={"CAPRL_EMBED_BACKEND": "auto"})
     assert code == 0
-    assert not modules & TORCH, "ingest of the default model's documents must not import torch"
+    assert not modules & TORCH, "with embed_backend auto the packaged model's documents must not import torch"
     return root / "q"
 
 

@@ -1,4 +1,4 @@
-"""Documents are embedded by the NumPy encoder by default: the same vectors as sentence-transformers.
+"""Documents embedded by the NumPy encoder (`embed_backend` auto): the same vectors as sentence-transformers.
 
 The pipeline stores what `open_embedder` returns, so these vectors are the index; the query encoder's
 tests (`test_embedding.py`) only cover what search computes. Held here: parity on document-shaped texts
@@ -46,8 +46,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def documents() -> NumpyBertEncoder:
-    embedder = open_embedder(Settings())
-    assert isinstance(embedder, NumpyBertEncoder), "the packaged model's documents run on NumPy by default"
+    embedder = open_embedder(Settings(embed_backend="auto"))
+    assert isinstance(embedder, NumpyBertEncoder), "the packaged model's documents run on NumPy with auto"
     return embedder
 
 
@@ -73,11 +73,12 @@ def test_batch_equals_one_by_one(documents: NumpyBertEncoder) -> None:
 
 
 def test_backend_setting_picks_the_engine(tmp_path: Path) -> None:
+    assert isinstance(open_embedder(Settings()), SentenceTransformerEmbedder)  # the default: torch
     assert isinstance(open_embedder(Settings(embed_backend="numpy")), NumpyBertEncoder)
     assert isinstance(open_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
     # A model the NumPy encoder cannot run: auto falls back to sentence-transformers, numpy says why not.
     other = str(tmp_path / "some-other-model")
-    assert isinstance(open_embedder(Settings(embed_model=other)), SentenceTransformerEmbedder)
+    assert isinstance(open_embedder(Settings(embed_model=other, embed_backend="auto")), SentenceTransformerEmbedder)
     with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND"):
         open_embedder(Settings(embed_model=other, embed_backend="numpy"))
 

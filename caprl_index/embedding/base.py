@@ -33,8 +33,9 @@ class Embedder(Protocol):
 def open_embedder(settings: Settings) -> Embedder:
     """The configured embedder; the model itself loads lazily on first use.
 
-    A local model runs on the NumPy encoder when it can (`embed_backend` auto or numpy): the same vectors
-    as sentence-transformers without importing torch, which alone takes seconds and hundreds of MB
+    With `embed_backend` auto or numpy a local model runs on the NumPy encoder when it can: the same
+    vectors as sentence-transformers without importing torch, which alone takes seconds and hundreds of
+    MB; torch (the default) keeps sentence-transformers, a little faster per document on 2 cores
     (`benchmarks/bench_embed.py` measures both).
     """
     if settings.embed_url:

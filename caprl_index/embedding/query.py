@@ -1,12 +1,12 @@
-"""The packaged all-MiniLM-L6-v2 in NumPy: queries (`search`, `eval`, serve) and, by default, documents.
+"""The packaged all-MiniLM-L6-v2 in NumPy: queries (`search`, `eval`, serve) and documents with `embed_backend` auto.
 
 Importing sentence-transformers (torch, transformers, scikit-learn) costs about ten seconds on a 2-core
 machine, longer than the whole rest of a search, and 400 MB of memory. The same BERT forward pass
 (6 layers, 384 wide) is computed here with NumPy from the model's own safetensors weights and its
 `tokenizers` tokenizer: same tokens, same arithmetic, vectors equal to sentence-transformers' within
 float32 rounding (`tests/test_embedding.py` and `tests/test_embedding_documents.py` hold them to a cosine
-of 0.9999 against the real model). On document batches it is as fast as torch on 2 cores
-(`benchmarks/bench_embed.py`).
+of 0.9999 against the real model). On document batches it ran at 0.84-1.1x torch's rate on 2 cores
+(`benchmarks/bench_embed.py`), so documents stay on sentence-transformers unless configured.
 
 Only a model folder shaped exactly like the packaged one is accepted (BERT, mean pooling, normalised);
 anything else returns None from `open_query_encoder` and the caller falls back to sentence-transformers
