@@ -8,14 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from caprl_index import __version__
-from caprl_index.config import Settings
 from caprl_index.errors import CaprlError, ConfigError
 from caprl_index.terminal import json_text, safe
+
+if TYPE_CHECKING:
+    from caprl_index.config import Settings
+
+# What runs before a command is chosen imports nothing heavy: `--help` and `status` start in a fraction of
+# a second, and each command imports what it needs (tests/test_cold_start.py holds the CLI to it).
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -55,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags override environment, which overrides caprl-index.toml, which overrides defaults."""
+    from pydantic import ValidationError
+
+    from caprl_index.config import Settings
+
     flags = {
         "vllm_url": args.vllm_url,
         "qdrant_url": args.qdrant_url,

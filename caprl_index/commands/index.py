@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caprl_index.commands import EXIT_OK, EXIT_PARTIAL
-from caprl_index.config import Settings
 from caprl_index.service.client import add_server_option, server_for
+
+if TYPE_CHECKING:  # Settings (pydantic-settings) costs 0.1-0.2 s to import: not on --help's path
+    from caprl_index.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caprl_index.commands import EXIT_OK, EXIT_USAGE
-from caprl_index.config import Settings
 from caprl_index.errors import ConfigError
+
+if TYPE_CHECKING:  # Settings (pydantic-settings) costs 0.1-0.2 s to import: not on --help's path
+    from caprl_index.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,6 +28,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_caption(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio  # not at the top: 50 ms of every CLI start, --help included
+
     from caprl_index.captioning import caption_image_report
     from caprl_index.cli import print_json
 

@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caprl_index.commands import EXIT_OK, positive
-from caprl_index.config import Settings
 from caprl_index.errors import ConfigError
+
+if TYPE_CHECKING:  # Settings (pydantic-settings) costs 0.1-0.2 s to import: not on --help's path
+    from caprl_index.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caprl_index.commands import EXIT_OK, positive
-from caprl_index.config import Settings
 from caprl_index.errors import ConfigError
+
+if TYPE_CHECKING:  # Settings (pydantic-settings) costs 0.1-0.2 s to import: not on --help's path
+    from caprl_index.config import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from caprl_index.config import Settings
+from caprl_index.errors import ConfigError
 
 
 @runtime_checkable
@@ -30,11 +31,28 @@ class Embedder(Protocol):
 
 
 def open_embedder(settings: Settings) -> Embedder:
-    """The configured embedder; the model itself loads lazily on first use."""
+    """The configured embedder; the model itself loads lazily on first use.
+
+    With `embed_backend` auto or numpy a local model runs on the NumPy encoder when it can: the same
+    vectors as sentence-transformers without importing torch, which alone takes seconds and hundreds of
+    MB; torch (the default) keeps sentence-transformers, a little faster per document on 2 cores
+    (`benchmarks/bench_embed.py` measures both).
+    """
     if settings.embed_url:
         from caprl_index.embedding.openai_api import OpenAIEmbedder
 
         return OpenAIEmbedder(settings)
+    if settings.embed_backend != "torch":
+        from caprl_index.embedding.query import open_query_encoder
+
+        encoder = open_query_encoder(settings)
+        if encoder is not None:
+            return encoder
+        if settings.embed_backend == "numpy":
+            raise ConfigError(
+                f"embed_backend numpy cannot run {settings.embed_model!r} (it runs BERT models with mean pooling "
+                "and normalisation, like all-MiniLM-L6-v2): set CAPRL_EMBED_BACKEND=auto or torch"
+            )
     from caprl_index.embedding.sentence import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(settings.embed_model, batch_size=settings.embed_batch_size)

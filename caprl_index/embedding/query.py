@@ -1,18 +1,21 @@
-"""Fast query encoder: the packaged all-MiniLM-L6-v2 in NumPy, for `search` and `eval`.
+"""The packaged all-MiniLM-L6-v2 in NumPy: queries (`search`, `eval`, serve) and documents with `embed_backend` auto.
 
 Importing sentence-transformers (torch, transformers, scikit-learn) costs about ten seconds on a 2-core
-machine, longer than the whole rest of a search. A query is one short text, so the same BERT forward pass
+machine, longer than the whole rest of a search, and 400 MB of memory. The same BERT forward pass
 (6 layers, 384 wide) is computed here with NumPy from the model's own safetensors weights and its
 `tokenizers` tokenizer: same tokens, same arithmetic, vectors equal to sentence-transformers' within
-float32 rounding (`tests/test_embedding.py` holds them to a cosine of 0.9999 against the real model).
+float32 rounding (`tests/test_embedding.py` and `tests/test_embedding_documents.py` hold them to a cosine
+of 0.9999 against the real model). On document batches it ran at 0.84-1.1x torch's rate on 2 cores
+(`benchmarks/bench_embed.py`), so documents stay on sentence-transformers unless configured.
 
 Only a model folder shaped exactly like the packaged one is accepted (BERT, mean pooling, normalised);
-anything else returns None from `open_query_encoder` and the caller falls back to the full embedder.
-Documents are always embedded by sentence-transformers.
+anything else returns None from `open_query_encoder` and the caller falls back to sentence-transformers
+(`embed_backend` in the settings chooses).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -30,13 +33,78 @@ _MODULES = [
 ]
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    try:
-        from scipy.special import erf
+_GELU_BLOCK = 32_768  # floats per step: the temporaries stay in L2 (whole-array passes were 4x slower)
+# Abramowitz & Stegun 7.1.26: erf(a) = 1 - poly(t) * exp(-a^2), t = 1 / (1 + p a), |error| <= 1.5e-7,
+# under float32 rounding of the activations (scipy's erf is scalar code: a third of a batch's time).
+_ERF_P = np.float32(0.3275911)
+_ERF_POLY = [np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)]
 
-        return np.asarray(erf(x), dtype=x.dtype)
-    except ImportError:  # pragma: no cover - scipy comes with sentence-transformers
-        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+def _gelu_(h: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU of `h` in place, block by block, float32."""
+    flat = h.reshape(-1)
+    a, t, y = (np.empty(_GELU_BLOCK, np.float32) for _ in range(3))
+    for i in range(0, flat.size, _GELU_BLOCK):
+        x = flat[i : i + _GELU_BLOCK]
+        n = x.size
+        _erf_abs(x, a[:n], t[:n], y[:n])
+        np.copysign(y[:n], x, out=y[:n])
+        y[:n] += 1
+        y[:n] *= 0.5
+        x *= y[:n]
+    return h
+
+
+def _erf_abs(x: np.ndarray, a: np.ndarray, t: np.ndarray, y: np.ndarray) -> None:
+    """y = erf(|x| / sqrt 2), with `a` and `t` as scratch."""
+    np.multiply(x, np.float32(1 / math.sqrt(2.0)), out=a)
+    np.abs(a, out=a)
+    np.multiply(a, _ERF_P, out=t)
+    t += 1
+    np.reciprocal(t, out=t)
+    np.multiply(t, _ERF_POLY[0], out=y)
+    for c in _ERF_POLY[1:]:
+        y += c
+        y *= t
+    np.multiply(a, a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    y *= a
+    np.subtract(1, y, out=y)
+
+
+class _OneBlasThread:
+    """One BLAS thread while any thread of the process is inside (counted, so overlapping users of the
+    encoder do not restore each other's limit too early).
+
+    Attention is a dozen small products per text; OpenBLAS wakes its second thread for each, and on a
+    busy 2-core machine that wait made attention 8-25x slower than one thread (bench_embed.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limit: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                if self._controller is None:  # finding the BLAS libraries takes 2 ms: once, not per layer
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limit = self._controller.limit(limits=1, user_api="blas")
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limit.restore_original_limits()
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+_ONE_THREAD_TOKENS = 512  # a query batch: its products are small, and serve limits BLAS to one thread anyway
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -71,9 +139,10 @@ def supported(folder: Path) -> bool:
 class NumpyBertEncoder:
     """Embeds texts with a sentence-transformers BERT folder using NumPy only (loaded on first use)."""
 
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, name: str, *, batch_size: int = 64) -> None:
         self.folder = folder
         self.name = name
+        self.batch_size = batch_size
         self._lock = threading.Lock()
         self._weights: dict[str, np.ndarray] | None = None
         self._tokenizer: Any = None
@@ -96,7 +165,8 @@ class NumpyBertEncoder:
                 tok.no_padding()
                 self._tokenizer = tok
                 weights = load_file(self.folder / "model.safetensors")
-                self._weights = {k: v.astype(np.float32) for k, v in weights.items()}
+                # Already float32 in the packaged file: no copy (a copy was 90 MB and a third of a search's start).
+                self._weights = {k: v.astype(np.float32, copy=False) for k, v in weights.items()}
         return self._weights, self._tokenizer
 
     @property
@@ -125,7 +195,9 @@ class NumpyBertEncoder:
             return []
         w, tok = self._load()
         encodings = [tok.encode(text) for text in texts]
-        return [v.tolist() for v in self._forward(w, encodings)]
+        # In batches: a layer's activations are tokens x 1536 floats (64 full texts: 100 MB).
+        step = self.batch_size
+        return [v.tolist() for i in range(0, len(encodings), step) for v in self._forward(w, encodings[i : i + step])]
 
     def _forward(self, w: dict[str, np.ndarray], encodings: list[Any]) -> list[np.ndarray]:
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
@@ -146,8 +218,9 @@ class NumpyBertEncoder:
 
             q, k, v = (dense(x, f"attention.self.{m}") for m in ("query", "key", "value"))
             attn = np.empty_like(x)
-            for a, b in itertools.pairwise(bounds):  # each text attends to itself only
-                attn[a:b] = self._attention(q[a:b], k[a:b], v[a:b])
+            with _ONE_BLAS_THREAD if len(x) >= _ONE_THREAD_TOKENS else contextlib.nullcontext():
+                for a, b in itertools.pairwise(bounds):  # each text attends to itself only
+                    attn[a:b] = self._attention(q[a:b], k[a:b], v[a:b])
             x = _layer_norm(
                 dense(attn, "attention.output.dense") + x,
                 w[p + "attention.output.LayerNorm.weight"],
@@ -155,7 +228,7 @@ class NumpyBertEncoder:
                 self._eps,
             )
             h = dense(x, "intermediate.dense")
-            h = 0.5 * h * (1.0 + _erf(h / np.float32(math.sqrt(2.0))))
+            h = _gelu_(h)
             x = _layer_norm(
                 dense(h, "output.dense") + x,
                 w[p + "output.LayerNorm.weight"],
@@ -188,4 +261,4 @@ def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
         return None
     if not folder.is_dir() or not supported(folder):
         return None
-    return NumpyBertEncoder(folder, settings.embed_model)
+    return NumpyBertEncoder(folder, settings.embed_model, batch_size=settings.embed_batch_size)

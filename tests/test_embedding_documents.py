@@ -1,0 +1,106 @@
+"""Documents embedded by the NumPy encoder (`embed_backend` auto): the same vectors as sentence-transformers.
+
+The pipeline stores what `open_embedder` returns, so these vectors are the index; the query encoder's
+tests (`test_embedding.py`) only cover what search computes. Held here: parity on document-shaped texts
+(long ones truncated at 256 tokens, near-empty, non-ASCII, a whole batch of mixed lengths), batch against
+one by one, the backend setting, and one encoder shared by threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caprl_index.config import Settings
+from caprl_index.embedding import open_embedder
+from caprl_index.embedding.query import NumpyBertEncoder
+from caprl_index.embedding.sentence import SentenceTransformerEmbedder
+from caprl_index.errors import ConfigError
+
+PARAGRAPH = (
+    "Installed solar capacity reached 1.6 TW in 2023, up 32% on the year; China added 217 GW, the EU 56 GW "
+    "and the United States 33 GW, while module prices fell below USD 0.15 per watt."
+)
+DOCUMENTS = [
+    PARAGRAPH,
+    PARAGRAPH * 6,  # ~330 tokens: cut at 256 exactly where sentence-transformers cuts
+    " ".join(f"row {i}: {i * 1.5:.1f} GW" for i in range(400)),  # a table far over the window
+    "-",
+    " \n\t ",
+    ".",
+    "Ünïcödé — accents, 東京都の人口は約1400万人, Ελληνικά, العربية, emoji 🚀📈 and ligatures ﬁ ﬂ",
+    "Figure 3: Revenue (USD m) by region — Europe 41.2, Asia 37.9; growth +12% y/y.",
+    "Text in the chart: 2019 2020 2021 2022 2023\n45 52 61 70 83\nNearby text: Source: IEA.",
+    "word " * 255,  # right at the window with the two special tokens
+    "a",
+]
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+
+
+@pytest.fixture(scope="module")
+def documents() -> NumpyBertEncoder:
+    embedder = open_embedder(Settings(embed_backend="auto"))
+    assert isinstance(embedder, NumpyBertEncoder), "the packaged model's documents run on NumPy with auto"
+    return embedder
+
+
+def test_document_vectors_match_sentence_transformers(documents: NumpyBertEncoder, embedder) -> None:
+    ours, theirs = np.asarray(documents.embed(DOCUMENTS)), np.asarray(embedder.embed(DOCUMENTS))
+    assert ours.shape == theirs.shape == (len(DOCUMENTS), 384)
+    cosines = _cosines(ours, theirs)
+    assert cosines.min() >= 0.9999, dict(zip(DOCUMENTS, cosines, strict=True))
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    # The two long texts differ only after token 256, so truncation makes them one vector (in both).
+    long_a, long_b = documents.embed([PARAGRAPH * 6, PARAGRAPH * 9])
+    assert _cosines(np.asarray([long_a]), np.asarray([long_b]))[0] > 0.99999
+    assert documents.name == embedder.name and documents.dim == embedder.dim == 384
+
+
+def test_batch_equals_one_by_one(documents: NumpyBertEncoder) -> None:
+    together = np.asarray(documents.embed(DOCUMENTS))
+    alone = np.asarray([documents.embed([text])[0] for text in DOCUMENTS])
+    small_batches = NumpyBertEncoder(documents.folder, documents.name, batch_size=3)
+    assert _cosines(together, alone).min() > 0.99999
+    assert np.allclose(together, alone, atol=1e-5)
+    assert np.allclose(together, np.asarray(small_batches.embed(DOCUMENTS)), atol=1e-5)
+
+
+def test_backend_setting_picks_the_engine(tmp_path: Path) -> None:
+    assert isinstance(open_embedder(Settings()), SentenceTransformerEmbedder)  # the default: torch
+    assert isinstance(open_embedder(Settings(embed_backend="numpy")), NumpyBertEncoder)
+    assert isinstance(open_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
+    # A model the NumPy encoder cannot run: auto falls back to sentence-transformers, numpy says why not.
+    other = str(tmp_path / "some-other-model")
+    assert isinstance(open_embedder(Settings(embed_model=other, embed_backend="auto")), SentenceTransformerEmbedder)
+    with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND"):
+        open_embedder(Settings(embed_model=other, embed_backend="numpy"))
+
+
+def test_one_encoder_shared_by_threads(documents: NumpyBertEncoder) -> None:
+    """The encoder holds no per-call state (its tokenizer's truncation is set once, at load), so threads
+    may share it: four threads embedding different batches at once get the vectors of a lone call."""
+    reference = {text: np.asarray(documents.embed([text])[0]) for text in DOCUMENTS}
+    shared = NumpyBertEncoder(documents.folder, documents.name)  # loads under the race below
+    start = threading.Barrier(4)
+
+    def work(seed: int) -> list[tuple[str, list[float]]]:
+        start.wait()
+        rng = np.random.default_rng(seed)
+        out = []
+        for _ in range(6):
+            batch = [DOCUMENTS[i] for i in rng.choice(len(DOCUMENTS), size=5)]
+            out.extend(zip(batch, shared.embed(batch), strict=True))
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [pair for part in pool.map(work, range(4)) for pair in part]
+    assert len(results) == 4 * 6 * 5
+    for text, vector in results:
+        assert np.allclose(vector, reference[text], atol=1e-5), text
