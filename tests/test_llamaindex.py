@@ -23,8 +23,8 @@ from caprl_index.config import Settings
 from caprl_index.llama import CapRLEmbedding, CapRLReader, bm25_documents, bm25_queries, rrf_fusion
 from caprl_index.store.payload import BBOX_KEYS, document_id
 from caprl_index.testing.fake_vllm import FakeVLLM
-from tests.conftest import EXAMPLES, free_port
-from tests.llama_support import REPORT, server_copy
+from tests.conftest import EXAMPLES
+from tests.llama_support import REPORT, server_copy, settings_at
 
 DECK = (EXAMPLES / "quarterly-review.pptx").resolve()
 QUERY = "battery storage prices by year"
@@ -36,21 +36,10 @@ PROVENANCE = {
 FIGURE_KEYS = {"figure_type", "caption_source", "image_sha256", *BBOX_KEYS}
 
 
-def offline_settings(root: Path, **kw: Any) -> Settings:
-    """Settings that touch nothing outside `root` (module fixtures run before conftest's isolation)."""
-    base: dict[str, Any] = {
-        "qdrant_path": root / "qdrant",
-        "vllm_url": f"http://127.0.0.1:{free_port()}/v1",
-        "captioner": "none",
-        "workers": 1,
-    }
-    return Settings(**(base | kw))
-
-
 @pytest.fixture(scope="module")
 def reader_docs(tmp_path_factory: pytest.TempPathFactory) -> list[Document]:
     """examples/docs' PDFs and deck through SimpleDirectoryReader with CapRLReader as the extractor."""
-    with CapRLReader(offline_settings(tmp_path_factory.mktemp("reader"))) as reader:
+    with CapRLReader(settings_at(tmp_path_factory.mktemp("reader"))) as reader:
         sdr = SimpleDirectoryReader(
             str(EXAMPLES), file_extractor={".pdf": reader, ".pptx": reader}, raise_on_error=True
         )
@@ -231,7 +220,7 @@ def test_every_node_kind_exports_to_flat_metadata_stores(reader_docs: list[Docum
 
 def test_reader_loads_asynchronously(reader_docs: list[Document], tmp_path: Path) -> None:
     """SimpleDirectoryReader.aload_data over CapRLReader: the same Documents, files parsed one at a time."""
-    with CapRLReader(offline_settings(tmp_path)) as reader:
+    with CapRLReader(settings_at(tmp_path)) as reader:
         sdr = SimpleDirectoryReader(str(EXAMPLES), required_exts=[".pdf"], file_extractor=reader.file_extractor())
         docs = asyncio.run(sdr.aload_data())
     expected = [(d.id_, d.text) for d in reader_docs if d.metadata["file_name"].endswith(".pdf")]
@@ -285,7 +274,7 @@ class CountingVLLM(FakeVLLM):
 def test_reader_captions_with_vllm_probing_once_per_reader(tmp_path: Path) -> None:
     server = CountingVLLM(model="caprl")
     with server:
-        settings = offline_settings(tmp_path, vllm_url=server.url, captioner="auto")
+        settings = settings_at(tmp_path, vllm_url=server.url, captioner="auto")
         with CapRLReader(settings) as reader:
             first = reader.load_data(REPORT)
             again = reader.load_data(REPORT)
@@ -301,7 +290,7 @@ def test_reader_captions_with_vllm_probing_once_per_reader(tmp_path: Path) -> No
 
 
 def test_reader_falls_back_to_ocr_text_and_says_so(tmp_path: Path) -> None:
-    settings = offline_settings(tmp_path, captioner="auto")  # nothing listens at vllm_url
+    settings = settings_at(tmp_path, captioner="auto")  # nothing listens at vllm_url
     with CapRLReader(settings) as reader:
         docs = reader.load_data(REPORT, extra_info={"collection": "reports", "file_path": "relative.pdf"})
     assert len(reader.warnings) == 1 and "vLLM is not serving" in reader.warnings[0]
@@ -329,7 +318,7 @@ def test_reader_reads_through_an_fsspec_filesystem(tmp_path: Path) -> None:
     memory = fsspec.filesystem("memory")
     memory.pipe("/bucket/reports/solar.pdf", REPORT.read_bytes())
     try:
-        with CapRLReader(offline_settings(tmp_path)) as reader:
+        with CapRLReader(settings_at(tmp_path)) as reader:
             extractor: dict[str, Any] = {".pdf": reader}
             docs = SimpleDirectoryReader("/bucket/reports", fs=memory, file_extractor=extractor).load_data()
             local = reader.load_data(REPORT)
