@@ -472,3 +472,28 @@ def test_figure_types_of_pictures_greyscale_photo_and_flat_artwork() -> None:
     settings = Settings()
     (art,) = parse_pages(prepare(source_file(path), settings, Path("/tmp")), 0, 1, settings)[0].figures
     assert art.figure_type != "photo" and "passenger trips" in art.ocr_text
+
+
+@needs_shared
+def test_text_boxes_do_not_depend_on_pymupdf4llms_process_wide_switches() -> None:
+    """Importing pymupdf4llm (as `import pymupdf` does when it is installed) turns MuPDF's glyph-box
+    corrections off for the whole process; detection then saw other figures in the reader and the
+    benchmarks than in the parser workers (2303.08559v2.pdf page 21 lost its figure). Extraction sets
+    PyMuPDF's defaults for its call and puts the caller's switches back."""
+    tools = pymupdf.TOOLS
+    before = tools.unset_quad_corrections(), tools.set_small_glyph_heights()
+    with pymupdf.open(SHARED / "mmlongbench-dev" / "documents" / "2303.08559v2.pdf") as doc:
+        page = doc[20]
+        try:
+            tools.unset_quad_corrections(False)  # as in a parser worker
+            tools.set_small_glyph_heights(False)
+            expected = [line.bbox for line in extract(page).lines]
+            tools.unset_quad_corrections(True)  # as after `import pymupdf4llm`
+            raw = [tuple(line["bbox"]) for b in page.get_text("dict")["blocks"] for line in b.get("lines", ())]
+            assert {round(b[1]) for b in raw} != {round(b[1]) for b in expected}  # the switch matters here
+            tools.set_small_glyph_heights(True)
+            assert [line.bbox for line in extract(page).lines] == expected
+            assert tools.unset_quad_corrections() and tools.set_small_glyph_heights()  # the caller's, kept
+        finally:
+            tools.unset_quad_corrections(before[0])
+            tools.set_small_glyph_heights(before[1])

@@ -6,6 +6,9 @@ Each is extracted once per page with PyMuPDF's cheapest call that carries what w
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,12 +85,44 @@ def extract(page: Any, with_paths: bool = True) -> PageContent:
     return content
 
 
+_GLYPH_LOCK = threading.Lock()
+
+
+@contextmanager
+def mupdf_glyph_boxes() -> Iterator[None]:
+    """Text boxes measured the same way in every process: MuPDF's ascender/descender corrections on and
+    normal glyph heights, PyMuPDF's defaults.
+
+    Both are process-wide switches, and importing `pymupdf4llm` (which `import pymupdf` does whenever
+    it is installed) turns the corrections off: line boxes then shrink by about a point, and detection
+    found other figures in a process that had imported it (the LlamaIndex reader, the benchmarks) than in
+    the parser workers, which never import it. The switches are set for the call and put back after, so
+    a caller's own pymupdf4llm keeps its setting.
+    """
+    import pymupdf
+
+    tools = pymupdf.TOOLS
+    with _GLYPH_LOCK:
+        skip, small = tools.unset_quad_corrections(), tools.set_small_glyph_heights()
+        if not skip and not small:
+            yield
+            return
+        tools.unset_quad_corrections(False)
+        tools.set_small_glyph_heights(False)
+        try:
+            yield
+        finally:
+            tools.unset_quad_corrections(skip)
+            tools.set_small_glyph_heights(small)
+
+
 def _read_text(page: Any, content: PageContent) -> None:
     import pymupdf
 
     # Ligatures are expanded ("ﬁ" -> "fi"): kept, they split words for BM25 and the embedding tokenizer.
     flags = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_PRESERVE_LIGATURES
-    data = page.get_text("dict", flags=flags)
+    with mupdf_glyph_boxes():
+        data = page.get_text("dict", flags=flags)
     for number, block in enumerate(data.get("blocks", ())):
         if block.get("type") != 0:
             continue
