@@ -11,11 +11,14 @@ Both retrievers run as Qdrant queries with the same filter:
   fused score is added (`CROSS_KIND_WEIGHT`): two views of a page that agree are better evidence than
   one. A second text chunk earns nothing: neighbouring text chunks overlap, and rewarding them only
   favours long pages. The hit shown for a page is its best chunk.
+- pages named in the query ("the map on page 12"): both retrievers also run on those pages alone, and
+  their lists join the fusion (`named_pages`); pages chosen by a filter take precedence.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -32,6 +35,10 @@ from caprl_index.store.sparse import query_vector
 RRF_K = 2
 PREFETCH = 100  # candidates per retriever (more for large k)
 CROSS_KIND_WEIGHT = 0.5  # share of the best chunk of another kind added to a page's score
+# "page 12", "p. 12", "pages 3-5", "slide 4" in a query: the same query also runs on those pages alone and its
+# lists join the fusion. A hint, not a filter: the number may be a printed page label, or another file's page.
+_PAGE_WORDS = re.compile(r"\b(?:pages?|pp?\.|slides?)\s*(\d{1,5})(?:\s*(?:-|–|to)\s*(\d{1,5}))?\b", re.I)
+MAX_NAMED_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -102,14 +109,30 @@ class Searcher:
             return []
         depth = max(PREFETCH, 10 * k if group_by_page else 4 * k)
         dense, sparse = self.embedder.embed([query])[0], query_vector(query)
+        on_pages = self._on_named_pages(query, dense, sparse, flt=flt, depth=depth, hybrid=hybrid)
         if group_by_page:
             ranked = self.store.query_each(dense, sparse, limit=depth, flt=flt, hybrid=hybrid)
-            return fuse_pages([[_hit(p) for p in points] for points in ranked])[:k]
+            return fuse_pages([[_hit(p) for p in points] for points in ranked] + on_pages)[:k]
         # Qdrant counts ranks from 0, RRF_K from 1: its constant RRF_K + 1 gives the same scores.
         # Twice k: the chunks of one long figure show as one hit (`one_per_figure`), and k must remain.
         limit = min(2 * k, depth)
         points = self.store.query(dense, sparse, limit=limit, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)
-        return one_per_figure([_hit(p) for p in points])[:k]
+        hits = [_hit(p) for p in points]
+        if on_pages:
+            hits = fuse_chunks([hits, *on_pages])
+        return one_per_figure(hits)[:k]
+
+    def _on_named_pages(
+        self, query: str, dense: list[float], sparse: Any, *, flt: PointFilter | None, depth: int, hybrid: bool
+    ) -> list[list[Hit]]:
+        """The ranked lists of the query run on the pages it names (none when it names none, or when the
+        caller already chose pages)."""
+        pages = named_pages(query)
+        if not pages or (flt is not None and (flt.page_from is not None or flt.page_to is not None)):
+            return []
+        on = replace(flt or PointFilter(), page_from=min(pages), page_to=max(pages))
+        ranked = self.store.query_each(dense, sparse, limit=depth, flt=on, hybrid=hybrid)
+        return [[_hit(p) for p in points if p.payload.get("page") in pages] for points in ranked]
 
     def point_filter(self, f: SearchFilters) -> PointFilter | bool | None:
         """The store filter for `f`; False when no file matches the glob (nothing can match)."""
@@ -125,6 +148,19 @@ class Searcher:
 
     def close(self) -> None:
         self.store.close()
+
+
+def named_pages(query: str) -> frozenset[int]:
+    """The page numbers a query names ("on page 12", "pages 3-5", "slide 4"); ranges of at most
+    MAX_NAMED_PAGES pages."""
+    pages: set[int] = set()
+    for m in _PAGE_WORDS.finditer(query):
+        first = int(m[1])
+        last = int(m[2]) if m[2] else first
+        if first < 1:
+            continue
+        pages.update(range(first, last + 1) if first <= last < first + MAX_NAMED_PAGES else (first,))
+    return frozenset(pages)
 
 
 def one_per_figure(hits: Sequence[Hit]) -> list[Hit]:

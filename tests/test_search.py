@@ -19,6 +19,7 @@ from caprl_index.search import (
     _hit,
     fuse_chunks,
     fuse_pages,
+    named_pages,
     one_per_figure,
 )
 from caprl_index.store import FileRecord, NewPoint, QdrantStore, payload, point_id
@@ -158,6 +159,28 @@ def test_page_range_filter(searcher: Searcher) -> None:
     assert hits and all(2 <= h.page <= 3 for h in hits)
     hits = searcher.search("survey", k=10, filters=SearchFilters(page_from=5))
     assert hits and {h.page for h in hits} == {5}
+
+
+def test_a_page_named_in_the_query_is_searched_too(searcher: Searcher) -> None:
+    """ "on page 3" runs the query on page 3 as well and fuses it in: a hint, not a filter."""
+    assert all(h.page != 3 for h in searcher.search("survey of adults", k=4))
+    assert all(h.page != 3 for h in searcher.search("survey of adults", k=4, group_by_page=True))
+    hinted = searcher.search("survey of adults on page 3", k=4)
+    assert where(hinted[0]) == ("health-survey.pdf", 3, "text")
+    assert {h.page for h in hinted} != {3}  # other pages still come
+    grouped = searcher.search("survey of adults on page 3", k=4, group_by_page=True)
+    assert ("health-survey.pdf", 3, "text") in [where(h) for h in grouped[:2]]
+    chosen = searcher.search("survey on page 3", k=10, filters=SearchFilters(page_from=5))
+    assert {h.page for h in chosen} == {5}  # pages the caller chose win over the words
+
+
+def test_named_pages_reads_page_and_slide_numbers() -> None:
+    assert named_pages("In the picture on page 50, what time does it start?") == {50}
+    assert named_pages("the map of Page 12") == {12}
+    assert named_pages("pages 3-5 and slide 9") == {3, 4, 5, 9}
+    assert named_pages("see pp. 10 to 12, or p. 7") == {7, 10, 11, 12}
+    assert named_pages("pages 5-900") == {5}  # a range too wide to mean anything: its first page
+    assert named_pages("page 0 of the page count") == frozenset()
 
 
 def test_group_by_page_returns_each_page_once_with_its_best_chunk(searcher: Searcher) -> None:
