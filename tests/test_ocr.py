@@ -31,6 +31,17 @@ def test_numbers_units_and_words_that_are_whole_stay_intact() -> None:
         assert restore_spaces(kept) == kept
 
 
+def test_names_acronyms_hashtags_and_handles_stay_one_term() -> None:
+    # What the list alone made of real OCR (a Nepal district map, a tweet, an engine diagram): rare words.
+    for kept in ("Kailali", "Humla", "Maddie", "HEGO", "#WednesdayWisdom", "@reuterspictures", "@Target"):
+        assert restore_spaces(kept) == kept
+    even = [10.0 * i for i in range(7)]
+    assert restore_spaces("Kailali", even, 20.0) == "Kailali"
+    wide = [*even[:4], *(x + 20.0 for x in even[4:])]  # a space the geometry shows still counts
+    assert restore_spaces("Kailali", wide, 20.0) == "Kail ali"
+    assert restore_spaces("HomeAway") == "Home Away"  # a case change inside: not a name
+
+
 def test_the_recognisers_geometry_decides_where_the_list_cannot() -> None:
     # "nowhere" is a word; a wide step after "now" (a dropped space) makes it two.
     even = [10.0 * i for i in range(7)]

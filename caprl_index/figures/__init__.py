@@ -31,8 +31,9 @@ MIN_GLYPHS = 8  # ... when it is a picture, or holds this many letter-like outli
 # Bumped whenever splitting or detection changes what a page yields (part of each file's fingerprint, so
 # an upgrade re-indexes files). 2: extents with title/caption/source note; inline-icon rows; ligatures
 # expanded in the text. 3: OCR with word boundaries, of outlined labels and slide pictures; native
-# charts as figures; captions and nearby text from the figure's own column; figure types.
-DETECTION_VERSION = 3
+# charts as figures; captions and nearby text from the figure's own column; figure types. 4: names,
+# acronyms and hashtags kept whole by OCR's word boundaries; text boxes independent of pymupdf4llm's import.
+DETECTION_VERSION = 4
 
 
 def page_figures(

@@ -11,6 +11,10 @@ a run, so every run of letters is segmented again by a dynamic program that adds
   neighbouring characters relative to the line's usual pitch (a dropped space leaves a wider step),
   and a change from lower to upper case ("AboutPew").
 
+A short run written as a name or an acronym ("Kailali", "HEGO") pays extra for every boundary, so the
+list alone does not cut a name into rare words ("Kail ali"); the geometry still can. A run after "#" or
+"@" (a hashtag, a handle) is one term, as users type it.
+
 symspellpy's own `word_segmentation` cannot take the geometry and corrects spelling as it goes, which
 turns names into words; only its list is used. Digits, units, percentages and punctuation are never
 split or joined: only runs of letters are segmented, so "27%", "3.5GHz", "COVID-19" stay as they were.
@@ -36,6 +40,10 @@ BOUNDARY = 8.0
 BOUNDARY_BLIND = 2.0  # ... without geometry (vertical lines, or no character boxes): the list decides
 GAP_WEIGHT = 12.0
 CASE_CHANGE = 8.0
+# A short run written as a name or an acronym ("Kailali", "Maddie", "HEGO") is split only where the
+# geometry shows a dropped space: the list splits unknown names into rare words ("Kail ali", "Mad die").
+NAME_LETTERS = 12
+NAME_BOUNDARY = 20.0  # added to each boundary inside such a run
 MAX_WORD = 24  # longer pieces are never looked up (the list's longest common words are shorter)
 _LETTERS = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ]{2,}")  # Latin letters: the list is English
 
@@ -75,7 +83,8 @@ def restore_spaces(text: str, centres: Sequence[float] | None = None, height: fl
     for match in _LETTERS.finditer(text):
         out.append(text[last : match.start()])
         run_gaps = gaps[match.start() : match.end()] if gaps is not None else None
-        out.append(" ".join(segment(match.group(), run_gaps)))
+        tag = match.start() > 0 and text[match.start() - 1] in "#@"  # a hashtag or handle is one term
+        out.append(match.group() if tag else " ".join(segment(match.group(), run_gaps)))
         last = match.end()
     out.append(text[last:])
     return "".join(out)
@@ -86,13 +95,14 @@ def segment(run: str, gaps: Sequence[float] | None = None) -> list[str]:
     costs = _load()
     lower = run.lower()
     n = len(lower)
+    name = n <= NAME_LETTERS and (run.isupper() or run.istitle())
     best = [0.0] + [math.inf] * n
     start = [0] * (n + 1)
     for end in range(1, n + 1):
         for begin in range(max(0, end - MAX_WORD), end):
             cost = best[begin] + _word_cost(costs, lower[begin:end])
             if begin:
-                cost += _boundary_cost(run, begin, gaps)
+                cost += _boundary_cost(run, begin, gaps) + (NAME_BOUNDARY if name else 0.0)
             if cost < best[end]:
                 best[end], start[end] = cost, begin
     words: list[str] = []
