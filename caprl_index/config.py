@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         description="Run OCR in one process shared by the parser workers (one set of OCR models, less "
         "memory); False = each worker loads its own OCR engine.",
     )
+    ocr_engines: int = Field(
+        default=0,
+        ge=0,
+        description="OCR engines in the OCR process; 0 = one per parser worker (one ONNX Runtime thread "
+        "each). Fewer engines hold less memory at once and get the cores as threads.",
+    )
     soffice: str | None = Field(
         default=None,
         description="LibreOffice binary for slide decks; unset = soffice/libreoffice on PATH; 'none' = never "

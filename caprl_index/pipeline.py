@@ -143,7 +143,9 @@ class _Run:
         self.reporter.start(len(todo))
         try:
             # Workers start and parse while the embedding model loads (seconds: torch); the first chunking waits.
-            self._split = SplitPool(self.settings.worker_count, ocr_process=self.settings.ocr_process)
+            self._split = SplitPool(
+                self.settings.worker_count, ocr_process=self.settings.ocr_process, ocr_engines=self.settings.ocr_engines
+            )
             self._chunker_ready = asyncio.ensure_future(self._load_model())
             await asyncio.gather(*(self._guarded_file(f) for f in todo))
             await self._chunker_ready  # a model that failed to load is reported even when no page got that far

@@ -40,13 +40,14 @@ class SplitPool:
     engine each; a single thread-worker keeps OCR in this process (no process to share it with).
     """
 
-    def __init__(self, workers: int, *, ocr_process: bool = True) -> None:
+    def __init__(self, workers: int, *, ocr_process: bool = True, ocr_engines: int = 0) -> None:
         self.workers = workers
         self.ocr: OcrService | None = None
         if ocr_process and workers > 1:
             from caprl_index.sources.ocr_service import OcrService
 
-            self.ocr = OcrService(workers)
+            engines = min(ocr_engines or workers, workers)  # the cores go to fewer engines, more threads each
+            self.ocr = OcrService(engines, threads=max(1, workers // engines))
         self._init = (os.getpid(), self.ocr.client_args if self.ocr else None)
         self._pool: Executor = make_pool(workers, self._init)
 

@@ -43,6 +43,22 @@ def test_without_the_ocr_process_each_worker_loads_its_own_engine(tmp_path: Path
     assert "4711" in text and "rapidocr_onnxruntime" in heavy and "torch" not in heavy
 
 
+def test_one_ocr_engine_serves_both_workers_with_the_cores_as_threads(tmp_path: Path) -> None:
+    paths = [scan_pdf(tmp_path / f"scan{i}.pdf", f"INVOICE {4711 + i}") for i in range(2)]
+    pool = SplitPool(2, ocr_engines=1)
+    assert pool.ocr is not None and (pool.ocr.engines, pool.ocr.threads) == (1, 2)
+
+    async def both():  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*(pool.run(parse_scan_and_report, str(p), str(tmp_path)) for p in paths))
+
+    try:
+        results = asyncio.run(both())
+    finally:
+        pool.shutdown()
+    assert ["4711" in results[0][0], "4712" in results[1][0]] == [True, True]  # one engine, in turn
+    assert results[0][1] == results[1][1] == []
+
+
 def test_a_dead_ocr_process_fails_the_page_being_read_and_is_restarted() -> None:
     pool = SplitPool(2)
     try:

@@ -49,12 +49,12 @@ def _get_engine() -> Any:
         return _engine
 
 
-def new_engine() -> Any:
-    """A rapidocr engine on one thread (its callers run one per core)."""
+def new_engine(threads: int = 1) -> Any:
+    """A rapidocr engine on `threads` ONNX Runtime threads (one: its callers run one engine per core)."""
     from rapidocr_onnxruntime import RapidOCR
 
     # No angle classifier: upside-down text is rare in documents and it costs a pass per line.
-    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False)
+    return RapidOCR(intra_op_num_threads=max(1, threads), inter_op_num_threads=1, use_cls=False)
 
 
 def _to_array(image: Any) -> tuple[Any, float]:

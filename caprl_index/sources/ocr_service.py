@@ -47,8 +47,9 @@ def live_pids() -> frozenset[int]:
 class OcrService:
     """The parent's handle on the OCR process: starts it, restarts it when it dies, stops it."""
 
-    def __init__(self, engines: int) -> None:
+    def __init__(self, engines: int, threads: int = 1) -> None:
         self.engines = max(1, engines)
+        self.threads = max(1, threads)  # ONNX Runtime threads of each engine
         self._dir = tempfile.mkdtemp(prefix="caprl-ocr-")
         self.address = os.path.join(self._dir, "ocr.sock")
         self.authkey = os.urandom(16)
@@ -72,7 +73,10 @@ class OcrService:
 
         ctx = multiprocessing.get_context("spawn")
         proc = ctx.Process(
-            target=serve, args=(self.address, self.authkey, self.engines, os.getpid()), name="caprl-ocr", daemon=True
+            target=serve,
+            args=(self.address, self.authkey, self.engines, os.getpid(), self.threads),
+            name="caprl-ocr",
+            daemon=True,
         )
         with sigint_blocked():  # Ctrl-C is the parent's to handle (see workers.sigint_blocked)
             proc.start()
@@ -151,8 +155,9 @@ def _connect() -> Connection:
 # --- OCR process side ----------------------------------------------------------------------------
 
 
-def serve(address: str, authkey: bytes, engines: int, parent_pid: int) -> None:
-    """Main of the OCR process: one thread per connected worker, at most `engines` recognitions at once."""
+def serve(address: str, authkey: bytes, engines: int, parent_pid: int, threads: int = 1) -> None:
+    """Main of the OCR process: one thread per connected worker, at most `engines` recognitions at once,
+    each engine on `threads` ONNX Runtime threads."""
     from caprl_index.workers import worker_init
 
     worker_init(parent_pid)
@@ -160,7 +165,7 @@ def serve(address: str, authkey: bytes, engines: int, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)  # left by a predecessor that died
-    pool = _EnginePool(engines)
+    pool = _EnginePool(engines, threads)
     with Listener(address, family="AF_UNIX", authkey=authkey) as listener:
         while True:
             try:
@@ -201,7 +206,8 @@ def _serve_one(conn: Connection, pool: _EnginePool) -> None:
 class _EnginePool:
     """Up to `size` rapidocr engines, created on first need, each used by one thread at a time."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, threads: int = 1) -> None:
+        self._threads = threads
         self._free: queue.Queue[Any] = queue.Queue()
         self._slots = threading.BoundedSemaphore(size)
         self._made = 0
@@ -224,4 +230,4 @@ class _EnginePool:
 
         with self._lock:
             self._made += 1
-        return new_engine()
+        return new_engine(self._threads)
