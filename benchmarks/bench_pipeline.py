@@ -254,6 +254,9 @@ def main() -> None:
         if args.compare_ocr_in_workers:
             before = settings("e2e-before", ocr_process=False)
             runs["e2e-before"] = run_e2e(files, before, srv, rss, "e2e-before", n_pages)
+        if args.compare_lean:  # one OCR engine on all cores, documents embedded without torch
+            lean = settings("e2e-lean", ocr_engines=1, embed_backend="auto")
+            runs["e2e-lean"] = run_e2e(files, lean, srv, rss, "e2e-lean", n_pages)
         calls_before, requests_before = embedder.calls, len(srv.chat_requests)
         start = time.perf_counter()
         again = ingest(files, settings("e2e"), embedder=embedder)
@@ -287,6 +290,8 @@ def main() -> None:
     if "e2e-before" in runs:
         before = runs["e2e-before"]["wall"]
         print(f"ratio e2e (OCR process) / e2e-before (OCR in every worker): {e2e_s / before:.2f}  (target <= 1.05)")
+    if "e2e-lean" in runs:
+        print(f"ratio e2e-lean (1 OCR engine, NumPy encoder) / e2e: {runs['e2e-lean']['wall'] / e2e_s:.2f}")
     print(rss.report())
     print(f"(target: peak RSS of the tree <= 1536 MiB at 1,000 pages; this run: {n_pages} pages)")
     if args.rss_csv:
@@ -311,6 +316,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--interval", type=float, default=0.5, help="RSS sampling interval, seconds")
     ap.add_argument("--compare-ocr-in-workers", action="store_true",
                     help="run e2e again with an OCR engine in every worker (CAPRL_OCR_PROCESS=false)")  # fmt: skip
+    ap.add_argument("--compare-lean", action="store_true",
+                    help="run e2e again with CAPRL_OCR_ENGINES=1 and CAPRL_EMBED_BACKEND=auto")  # fmt: skip
     return ap.parse_args()
 
 
