@@ -13,6 +13,7 @@ from caprl_index.models import Caption, Chunk, Figure, Page, SourceFile
 from caprl_index.search import (
     PREFETCH,
     RRF_K,
+    SPARSE_WEIGHT,
     Hit,
     Searcher,
     SearchFilters,
@@ -162,14 +163,13 @@ def test_page_range_filter(searcher: Searcher) -> None:
 
 
 def test_a_page_named_in_the_query_is_searched_too(searcher: Searcher) -> None:
-    """ "on page 3" runs the query on page 3 as well and fuses it in: a hint, not a filter."""
-    assert all(h.page != 3 for h in searcher.search("survey of adults", k=4))
-    assert all(h.page != 3 for h in searcher.search("survey of adults", k=4, group_by_page=True))
-    hinted = searcher.search("survey of adults on page 3", k=4)
-    assert where(hinted[0]) == ("health-survey.pdf", 3, "text")
-    assert {h.page for h in hinted} != {3}  # other pages still come
-    grouped = searcher.search("survey of adults on page 3", k=4, group_by_page=True)
-    assert ("health-survey.pdf", 3, "text") in [where(h) for h in grouped[:2]]
+    """ "on page 5" runs the query on page 5 as well and fuses it in: a hint, not a filter."""
+    for grouped in (False, True):
+        plain = searcher.search("tobacco use among grown-ups", k=10, group_by_page=grouped)
+        assert [h.page for h in plain].index(5) >= 3  # page 5 is about spirometers, not smoking
+        hinted = searcher.search("tobacco use among grown-ups on page 5", k=10, group_by_page=grouped)
+        assert where(hinted[0]) == ("health-survey.pdf", 5, "text")
+        assert {h.page for h in hinted} != {5}  # other pages still come
     chosen = searcher.search("survey on page 3", k=10, filters=SearchFilters(page_from=5))
     assert {h.page for h in chosen} == {5}  # pages the caller chose win over the words
 
@@ -234,6 +234,11 @@ def test_chunk_fusion_is_reciprocal_rank() -> None:
     assert [h.id for h in fused] == ["2", "1", "3"]
     assert fused[0].score == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 1))
     assert fuse_chunks([[a, b]]) == [a, b]  # one retriever: its own scores stand
+    tied = fuse_chunks([[a, b], [b, a]])
+    assert [h.id for h in tied] == ["1", "2"] and tied[0].score == tied[1].score  # equal: id order
+    weighted = fuse_chunks([[a, b], [b, a]], [1.0, 2.0])  # the second list counts twice: its first wins
+    assert [h.id for h in weighted] == ["2", "1"]
+    assert weighted[0].score == pytest.approx(1 / (RRF_K + 2) + 2 / (RRF_K + 1))
 
 
 def test_bm25_matches_figure_references_as_one_term() -> None:
@@ -252,13 +257,17 @@ def test_bm25_matches_figure_references_as_one_term() -> None:
     assert len(q & set(document_vector("Figure 13 shows 3 icons")[0])) == 3  # figure, 3, icon: no label match
 
 
-def test_chunk_search_fuses_like_qdrant_query_api(searcher: Searcher) -> None:
-    """The server-side fusion and the Python fusion used for pages give the same chunks and scores."""
+def test_chunk_search_is_the_weighted_fusion_of_both_retrievers(searcher: Searcher) -> None:
+    """`search` fuses the two ranked lists with BM25 weighted SPARSE_WEIGHT; unweighted, the same fusion is
+    Qdrant's own RRF (constant RRF_K + 1, ranks from 0)."""
     query = "quarterly revenue growth"
     dense, sparse = searcher.embedder.embed([query])[0], query_vector(query)
     ranked = [[_hit(p) for p in points] for points in searcher.store.query_each(dense, sparse, limit=PREFETCH)]
     assert len(ranked) == 2  # dense and BM25 both ran
-    expected = one_per_figure(fuse_chunks(ranked))[:5]
+    expected = one_per_figure(fuse_chunks(ranked, [1.0, SPARSE_WEIGHT]))[:5]
     got = searcher.search(query, k=5)
     assert [h.id for h in got] == [h.id for h in expected]
     assert [h.score for h in got] == pytest.approx([h.score for h in expected])
+    qdrant = searcher.store.query(dense, sparse, limit=5, depth=PREFETCH, rrf_k=RRF_K + 1)
+    assert [p.id for p in qdrant] == [h.id for h in fuse_chunks(ranked)[:5]]
+    assert [p.score for p in qdrant] == pytest.approx([h.score for h in fuse_chunks(ranked)[:5]])

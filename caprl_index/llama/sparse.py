@@ -19,7 +19,7 @@ from typing import Any
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import VectorStoreQueryResult
 
-from caprl_index.search import RRF_K
+from caprl_index.search import SPARSE_WEIGHT, rrf_scores
 from caprl_index.store.sparse import document_vector, query_vector
 
 BatchSparse = tuple[list[list[int]], list[list[float]]]
@@ -40,14 +40,15 @@ def bm25_queries(texts: list[str]) -> BatchSparse:
 def rrf_fusion(
     dense_result: VectorStoreQueryResult, sparse_result: VectorStoreQueryResult, **kwargs: Any
 ) -> VectorStoreQueryResult:
-    """`hybrid_fusion_fn`: reciprocal-rank fusion, 1 / (RRF_K + rank) summed over both lists, the best `top_k`
+    """`hybrid_fusion_fn`: the CLI's weighted reciprocal-rank fusion (`search.rrf_scores`; BM25 weighs
+    SPARSE_WEIGHT) of both lists, the best `top_k`
     (`alpha` is ignored: ranks, not scores, are fused). Equal scores keep node id order, as the CLI's do."""
     top_k = int(kwargs.get("top_k", 2))
-    scores: dict[str, float] = {}
+    results = (dense_result.nodes or [], sparse_result.nodes or [])
+    scores = rrf_scores([[n.node_id for n in nodes] for nodes in results], (1.0, SPARSE_WEIGHT))
     nodes: dict[str, BaseNode] = {}
-    for result in (dense_result, sparse_result):
-        for rank, node in enumerate(result.nodes or [], 1):
-            scores[node.node_id] = scores.get(node.node_id, 0.0) + 1.0 / (RRF_K + rank)
+    for result in results:
+        for node in result:
             nodes.setdefault(node.node_id, node)
     order = sorted(scores, key=lambda nid: (-scores[nid], nid))[:top_k]
     return VectorStoreQueryResult(

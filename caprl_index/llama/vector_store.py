@@ -30,7 +30,7 @@ from caprl_index.errors import ConfigError
 from caprl_index.llama.filters import NOTHING, FilterSpec, translate
 from caprl_index.llama.nodes import node_to_point, point_to_node
 from caprl_index.llama.worker import StoreWorker
-from caprl_index.search import PREFETCH, RRF_K
+from caprl_index.search import PREFETCH, retriever_weights, rrf_scores
 from caprl_index.store import NewPoint, PointFilter, QdrantStore, StoredPoint
 from caprl_index.store.sparse import query_vector
 
@@ -238,9 +238,13 @@ class CapRLVectorStore(BasePydanticVectorStore):
             points = ranked[1] if len(ranked) > 1 else []
         else:
             hybrid = mode == VectorStoreQueryMode.HYBRID or self.hybrid
-            # The CLI's fusion (search.Searcher): Qdrant's RRF constant is RRF_K + 1, ranks from 0. Every chunk
-            # comes back (a store answers nodes); CapRLRetriever shows a long figure once, as `search` does.
-            points = store.query(dense, sparse, limit=k, flt=flt, hybrid=hybrid, depth=depth, rrf_k=RRF_K + 1)  # type: ignore[arg-type]
+            # The CLI's fusion (search.Searcher: weighted RRF, equal scores in id order). Every chunk comes back
+            # (a store answers nodes); CapRLRetriever shows a long figure once, as `search` does.
+            ranked = store.query_each(dense, sparse, limit=depth, flt=flt, hybrid=hybrid)  # type: ignore[arg-type]
+            scores = rrf_scores([[p.id for p in pts] for pts in ranked], retriever_weights(len(ranked)))
+            first = {p.id: p for pts in reversed(ranked) for p in reversed(pts)}
+            order = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+            points = [StoredPoint(i, first[i].payload, scores[i]) for i in order]
         images = self._worker.images
         return VectorStoreQueryResult(
             nodes=[point_to_node(p, images) for p in points],
