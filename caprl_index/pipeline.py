@@ -306,6 +306,12 @@ class _Run:
         return await asyncio.get_running_loop().run_in_executor(self._embed_thread, fn, *args)
 
     async def _shutdown(self) -> None:
+        # A run that ended early (strict mode, a configuration error) may leave the model still loading:
+        # stop it before its threads go, or it fails later on a closed executor, unseen but logged.
+        ready: asyncio.Future[Chunker] | None = getattr(self, "_chunker_ready", None)
+        if ready is not None:
+            ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
         if self.captioner is not None:
             await self.captioner.aclose()
         if self._split is not None:

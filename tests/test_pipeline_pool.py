@@ -82,3 +82,45 @@ def test_page_text_is_stored_while_figures_are_still_being_captioned(tmp_path: P
     assert stats.files_indexed == 1 and stats.figures > 0
     text_calls = [t for t, texts in rec.calls if texts and not any("Text in the" in x for x in texts)]
     assert text_calls and min(text_calls) < first_caption_done - 1.0
+
+
+class _SlowModel:
+    """The real embedder, with a model that takes a while to load (torch on a busy machine)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.name = inner, inner.name
+
+    @property
+    def dim(self) -> int:
+        import time
+
+        time.sleep(1.5)
+        return self.inner.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    def tokenizer(self):  # type: ignore[no-untyped-def]
+        return self.inner.tokenizer()
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed(texts)
+
+
+def test_a_run_that_ends_while_the_model_loads_stops_the_load(tmp_path: Path, embedder) -> None:
+    """A run can end before the model has loaded (`--strict` on a bad file, vLLM required and gone). The
+    loading task used to go on after the run's threads were shut down, fail on them, and asyncio printed
+    its traceback ("Task exception was never retrieved") when the task was collected."""
+
+    async def scenario() -> asyncio.Future:
+        settings = Settings(qdrant_path=tmp_path / "q", workers=1, figures=False)
+        run = _Run(settings, IngestOptions(), Reporter(), _SlowModel(embedder), None, None)
+        run._chunker_ready = asyncio.ensure_future(run._load_model())
+        await asyncio.sleep(0.2)  # the model is loading on its thread
+        await run._shutdown()
+        await asyncio.sleep(0.5)  # the loop runs on, as it does while asyncio.run winds down
+        return run._chunker_ready
+
+    task = asyncio.run(scenario())
+    assert task.cancelled()  # not failed on a shut-down thread, nor left running
