@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from caprl_index.config import Settings
 from caprl_index.embedding import Embedder, open_embedder
@@ -44,6 +44,7 @@ CROSS_KIND_WEIGHT = 0.5  # share of the best chunk of another kind added to a pa
 # lists join the fusion. A hint, not a filter: the number may be a printed page label, or another file's page.
 _PAGE_WORDS = re.compile(r"\b(?:pages?|pp?\.|slides?)\s*(\d{1,5})(?:\s*(?:-|–|to)\s*(\d{1,5}))?\b", re.I)
 MAX_NAMED_PAGES = 20
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,9 @@ def retriever_weights(lists: int) -> list[float]:
     return [1.0, SPARSE_WEIGHT][:lists]
 
 
-def rrf_scores(ranked: Sequence[Sequence[str]], weights: Sequence[float] | None = None) -> dict[str, float]:
-    """Weighted reciprocal-rank fusion of ranked id lists: sum of weight / (RRF_K + rank), ranks from 1."""
-    scores: dict[str, float] = {}
+def rrf_scores(ranked: Sequence[Sequence[K]], weights: Sequence[float] | None = None) -> dict[K, float]:
+    """Weighted reciprocal-rank fusion of ranked key lists: sum of weight / (RRF_K + rank), ranks from 1."""
+    scores: dict[K, float] = {}
     for weight, ids in zip(weights or [1.0] * len(ranked), ranked, strict=True):
         for rank, key in enumerate(ids, 1):
             scores[key] = scores.get(key, 0.0) + weight / (RRF_K + rank)
@@ -208,11 +209,8 @@ def fuse_pages(ranked: Sequence[Sequence[Hit]], weights: Sequence[float] | None 
     chunks_of: dict[tuple[str, int], list[Hit]] = {}
     for hit in fuse_chunks(ranked, weights):
         chunks_of.setdefault(hit.page_key, []).append(hit)
-    scores: dict[tuple[str, int], float] = {}
-    for weight, hits in zip(weights or [1.0] * len(ranked), ranked, strict=True):
-        pages = list(dict.fromkeys(h.page_key for h in hits))  # by each page's best chunk in this list
-        for rank, key in enumerate(pages, 1):
-            scores[key] = scores.get(key, 0.0) + weight / (RRF_K + rank)
+    # Each list ranks pages by their best chunk in it.
+    scores = rrf_scores([list(dict.fromkeys(h.page_key for h in hits)) for hits in ranked], weights)
     if len(ranked) > 1:
         for key, hits in chunks_of.items():
             other = next((h for h in hits[1:] if h.kind != hits[0].kind), None)
