@@ -35,8 +35,8 @@ from caprl_index.store.sparse import query_vector
 RRF_K = 2
 # BM25's weight in the fusion. Figure text is labels, numbers and OCR lines, where MiniLM's sentence embedding
 # is weakest and exact terms decide: on the dev set the gold page was often BM25's first and dense's fifth
-# (or twentieth). Chosen on that same set (MRR 0.567 -> 0.59); over 200 random halves, the weight picked on one
-# half raised MRR on the other in 92% of them, on two differently built indexes.
+# (or twentieth). Chosen on that same set (MRR 0.567 -> 0.607); over 200 random halves, the weight picked on one
+# half raised MRR on the other in 82% and 92% of them, on two differently built indexes.
 SPARSE_WEIGHT = 2.0
 PREFETCH = 100  # candidates per retriever (more for large k)
 CROSS_KIND_WEIGHT = 0.5  # share of the best chunk of another kind added to a page's score
