@@ -1,9 +1,9 @@
 """OCR for pixels without a text layer (scans, images, raster figures, outlined labels), with rapidocr.
 
 The engine is loaded lazily, once per process; parser workers send their images to the one OCR process
-instead (ocr_service.py). It runs single-threaded because the pipeline already runs one parser per core.
-Whether OCR runs at all is decided by the callers from `Settings.ocr` (and `Settings.figure_ocr` inside
-figures).
+instead (ocr_service.py). An engine runs on one thread when there is one per parser (one per core), on
+several when `Settings.ocr_engines` asks for fewer engines than parsers. Whether OCR runs at all is
+decided by the callers from `Settings.ocr` (and `Settings.figure_ocr` inside figures).
 
 The recogniser drops most spaces in Latin text; each line asks for its character boxes
 (``return_word_box``) and gets its spaces back from them and a word list (ocr_words.py).
