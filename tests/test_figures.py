@@ -497,3 +497,42 @@ def test_text_boxes_do_not_depend_on_pymupdf4llms_process_wide_switches() -> Non
         finally:
             tools.unset_quad_corrections(before[0])
             tools.set_small_glyph_heights(before[1])
+
+
+def test_vector_paths_are_read_one_at_a_time_as_the_list_form_reads_them() -> None:
+    """A page of tens of thousands of marks (a dot map, a dense scatter plot: 187,000 on one page of the
+    dev corpus) held them all as one list of dicts, ~350 MB at once in the parser worker. Paths now come
+    one at a time, and a fill followed by the stroke of the same path still reads as one "fs" path."""
+    import tracemalloc
+
+    from caprl_index.figures.content import _read_paths
+
+    doc = pymupdf.open()
+    page = doc.new_page()
+    shape = page.new_shape()
+    for i in range(20_000):
+        x, y = 40 + (i % 200) * 2.5, 100 + (i // 200) * 2.5
+        shape.draw_rect(pymupdf.Rect(x, y, x + 1.5, y + 1.5))
+        shape.finish(fill=(0.1, 0.3, 0.8), color=None)
+    for i in range(5):  # framed boxes: fill and stroke of one path
+        shape.draw_rect(pymupdf.Rect(60 + i * 90, 500, 130 + i * 90, 560))
+        shape.finish(fill=(0.9, 0.5, 0.1), color=(0, 0, 0), width=1)
+    shape.commit()
+    page = doc.reload_page(page)
+
+    tracemalloc.start()
+    listed = page.get_cdrawings()
+    as_list = tracemalloc.get_traced_memory()[1]
+    del listed
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    paths = _read_paths(page, page.rect)
+    one_at_a_time = tracemalloc.get_traced_memory()[1] - before
+    tracemalloc.stop()
+
+    assert len(paths) == 20_005
+    framed = [p for p in paths if p.bbox[1] >= 499]
+    assert len(framed) == 5 and all(p.fill and p.rect and not p.outline for p in framed)  # "fs", not "f" + "s"
+    expected = [(tuple(d["rect"]), "f" in d["type"]) for d in page.get_cdrawings() if (d["rect"][2] - d["rect"][0]) > 0]
+    assert [(p.bbox, p.fill) for p in paths] == expected
+    assert one_at_a_time < as_list / 3, (one_at_a_time >> 20, as_list >> 20)

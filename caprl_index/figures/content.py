@@ -40,7 +40,7 @@ class ImageBox:
     nbytes: int  # compressed size (0 when unknown, e.g. inline images)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Path:
     """A vector path's bounding box: `stroke` for lines/outlines, `fill` for painted areas."""
 
@@ -169,22 +169,45 @@ def placed_images(page: Any) -> list[ImageBox]:
 
 
 def _read_paths(page: Any, rect: Any) -> list[Path]:
+    """The page's vector paths, read one at a time (MuPDF hands each to a callback): a page of 187,000
+    map or scatter marks as one list of dicts held ~350 MB at once in the parser worker."""
     paths: list[Path] = []
     page_area = rect.width * rect.height
-    for drawing in page.get_cdrawings():
+
+    def add(drawing: dict[str, Any]) -> None:
         x0, y0, x1, y1 = drawing["rect"]
         if x1 < rect.x0 or y1 < rect.y0 or x0 > rect.x1 or y0 > rect.y1:
-            continue  # off the page
-        fill = drawing.get("fill")
-        is_fill = "f" in drawing.get("type", "")
-        if is_fill and "s" not in drawing.get("type", "") and _is_white(fill):
-            continue  # invisible on a white page; page-sized white boxes would glue everything together
+            return  # off the page
+        kind = drawing.get("type") or ""
+        is_fill = "f" in kind
+        if is_fill and "s" not in kind and _is_white(drawing.get("fill")):
+            return  # invisible on a white page; page-sized white boxes would glue everything together
         if (x1 - x0) * (y1 - y0) > 0.6 * page_area:
-            continue  # page background
+            return  # page background
         items = drawing.get("items", ())
         is_rect = (len(items) == 1 and items[0][0] in ("re", "qu")) or _is_closed_box(items)
         ruling = not is_fill and _is_ruling(items, (x0, y0, x1, y1))
         paths.append(Path((x0, y0, x1, y1), is_fill, len(items), is_rect and not is_fill, is_rect, ruling))
+
+    # The list form merges a fill and the stroke of the same path that follows it into one "fs" path;
+    # with a callback MuPDF passes both: merge them the same way (one fill held back until the next path).
+    held: list[dict[str, Any]] = []
+
+    def read(drawing: dict[str, Any]) -> None:
+        if held:
+            fill = held.pop()
+            if drawing.get("type") == "s" and fill.get("items") == drawing.get("items"):
+                add({**drawing, **fill, "type": "fs"})
+                return
+            add(fill)
+        if drawing.get("type") == "f":
+            held.append(drawing)
+        else:
+            add(drawing)
+
+    page.get_cdrawings(callback=read)
+    if held:
+        add(held.pop())
     return paths
 
 
