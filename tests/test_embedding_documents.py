@@ -72,6 +72,29 @@ def test_batch_equals_one_by_one(documents: NumpyBertEncoder) -> None:
     assert np.allclose(together, np.asarray(small_batches.embed(DOCUMENTS)), atol=1e-5)
 
 
+def test_forward_passes_are_bounded_by_tokens(documents: NumpyBertEncoder) -> None:
+    """A batch of 64 full-length chunks went through one pass of 16,000 tokens and raised the embedding
+    process's peak by ~500 MB; passes are now cut at `forward_tokens`, with the same vectors."""
+    import tracemalloc
+
+    texts = [PARAGRAPH * 6, *DOCUMENTS] * 4  # ~1,900 tokens
+    bounded = NumpyBertEncoder(documents.folder, documents.name, forward_tokens=400)
+    unbounded = NumpyBertEncoder(documents.folder, documents.name, forward_tokens=10**9)
+    _, tok = bounded._load()
+    passes = list(bounded._batches([tok.encode(t) for t in texts]))
+    assert len(passes) > 4 and sum(map(len, passes)) == len(texts)
+    assert all(len(p) == 1 or sum(len(e.ids) for e in p) <= 400 for p in passes)
+    peaks = []
+    for encoder in (bounded, unbounded):
+        encoder.embed(texts[:1])  # loaded before measuring
+        tracemalloc.start()
+        vectors = np.asarray(encoder.embed(texts))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert np.allclose(vectors, np.asarray(documents.embed(texts)), atol=1e-5)
+    assert peaks[0] < peaks[1] / 2, [p >> 20 for p in peaks]
+
+
 def test_backend_setting_picks_the_engine(tmp_path: Path) -> None:
     assert isinstance(open_embedder(Settings()), SentenceTransformerEmbedder)  # the default: torch
     assert isinstance(open_embedder(Settings(embed_backend="numpy")), NumpyBertEncoder)

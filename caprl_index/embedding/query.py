@@ -19,8 +19,10 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ _MODULES = [
 ]
 
 
+FORWARD_TOKENS = 4096  # tokens per forward pass (see NumpyBertEncoder._batches)
 _GELU_BLOCK = 32_768  # floats per step: the temporaries stay in L2 (whole-array passes were 4x slower)
 # Abramowitz & Stegun 7.1.26: erf(a) = 1 - poly(t) * exp(-a^2), t = 1 / (1 + p a), |error| <= 1.5e-7,
 # under float32 rounding of the activations (scipy's erf is scalar code: a third of a batch's time).
@@ -107,10 +110,58 @@ _ONE_BLAS_THREAD = _OneBlasThread()
 _ONE_THREAD_TOKENS = 512  # a query batch: its products are small, and serve limits BLAS to one thread anyway
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
+def _layer_norm_(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> None:
+    """LayerNorm of the rows of `x`, in place."""
+    x -= x.mean(-1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)[:, None]
+    var /= x.shape[-1]
+    var += eps
+    np.sqrt(var, out=var)
+    x /= var
+    x *= weight
+    x += bias
+
+
+_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _rows(x: np.ndarray) -> list[np.ndarray]:
+    """The rows of `x` in one view per thread."""
+    step = -(-len(x) // _THREADS)
+    return [x[i : i + step] for i in range(0, len(x), step)]
+
+
+def _text_groups(bounds: np.ndarray) -> list[slice]:
+    """The texts of a batch in one group per thread, of about equal tokens (slices of text indexes)."""
+    total = int(bounds[-1])
+    groups, start = [], 0
+    for t in range(1, _THREADS + 1):
+        stop = start if t < _THREADS else len(bounds) - 1
+        while t < _THREADS and stop < len(bounds) - 1 and bounds[stop] < total * t / _THREADS:
+            stop += 1
+        if stop > start:
+            groups.append(slice(start, stop))
+        start = stop
+    return groups
+
+
+def _inline(parts: Sequence[Any], fn: Callable[..., object], *args: Any) -> None:
+    for part in parts:
+        fn(part, *args)
+
+
+def _spread(parts: Sequence[Any], fn: Callable[..., object], *args: Any) -> None:
+    """`fn(part, *args)` for each part, on the encoder's threads (NumPy releases the GIL in its loops)."""
+    global _pool
+    if len(parts) <= 1:
+        return _inline(parts, fn, *args)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="caprl-numpy")
+    for future in [_pool.submit(fn, part, *args) for part in parts]:
+        future.result()
 
 
 def supported(folder: Path) -> bool:
@@ -139,12 +190,14 @@ def supported(folder: Path) -> bool:
 class NumpyBertEncoder:
     """Embeds texts with a sentence-transformers BERT folder using NumPy only (loaded on first use)."""
 
-    def __init__(self, folder: Path, name: str, *, batch_size: int = 64) -> None:
+    def __init__(self, folder: Path, name: str, *, batch_size: int = 64, forward_tokens: int = FORWARD_TOKENS) -> None:
         self.folder = folder
         self.name = name
         self.batch_size = batch_size
+        self.forward_tokens = forward_tokens
         self._lock = threading.Lock()
         self._weights: dict[str, np.ndarray] | None = None
+        self._layout: dict[int, tuple[np.ndarray, ...]] = {}
         self._tokenizer: Any = None
         config = json.loads((folder / "config.json").read_text())
         st_config = json.loads((folder / "sentence_bert_config.json").read_text())
@@ -195,56 +248,99 @@ class NumpyBertEncoder:
             return []
         w, tok = self._load()
         encodings = [tok.encode(text) for text in texts]
-        # In batches: a layer's activations are tokens x 1536 floats (64 full texts: 100 MB).
-        step = self.batch_size
-        return [v.tolist() for i in range(0, len(encodings), step) for v in self._forward(w, encodings[i : i + step])]
+        return [v.tolist() for batch in self._batches(encodings) for v in self._forward(w, batch)]
+
+    def _batches(self, encodings: list[Any]) -> Iterator[list[Any]]:
+        """Consecutive texts, at most `batch_size` of them and FORWARD_TOKENS tokens (one text alone may have
+        more): a layer's widest activation is tokens x 1536 floats and a forward pass holds several layers'
+        worth, ~30 KB a token; 64 full texts (16,000 tokens) raised the process's peak by 500 MB."""
+        batch: list[Any] = []
+        tokens = 0
+        for encoding in encodings:
+            n = len(encoding.ids)
+            if batch and (len(batch) >= self.batch_size or tokens + n > self.forward_tokens):
+                yield batch
+                batch, tokens = [], 0
+            batch.append(encoding)
+            tokens += n
+        if batch:
+            yield batch
+
+    def _layer(self, w: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, ...]:
+        """Layer `i`'s matrices for the forward pass, made once: query, key and value joined into one
+        product, every matrix transposed to (in, out) and contiguous (40 MB for the model, ~15 ms)."""
+        with self._lock:
+            cached = self._layout.get(i)
+            if cached is None:
+                p = f"encoder.layer.{i}."
+                names = [f"attention.self.{m}" for m in ("query", "key", "value")]
+                cached = (
+                    np.ascontiguousarray(np.concatenate([w[p + n + ".weight"] for n in names]).T),
+                    np.concatenate([w[p + n + ".bias"] for n in names]),
+                    *(
+                        m
+                        for name in ("attention.output.dense", "intermediate.dense", "output.dense")
+                        for m in (np.ascontiguousarray(w[p + name + ".weight"].T), w[p + name + ".bias"])
+                    ),
+                    *(w[p + name] for name in ("attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias")),
+                    *(w[p + name] for name in ("output.LayerNorm.weight", "output.LayerNorm.bias")),
+                )
+                self._layout[i] = cached
+        return cached
 
     def _forward(self, w: dict[str, np.ndarray], encodings: list[Any]) -> list[np.ndarray]:
         ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encodings])
         types = np.concatenate([np.asarray(e.type_ids, dtype=np.int64) for e in encodings])
         bounds = np.cumsum([0, *(len(e.ids) for e in encodings)])
         positions = np.concatenate([np.arange(len(e.ids)) for e in encodings])
-        x = (
-            w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][positions]
-            + w["embeddings.token_type_embeddings.weight"][types]
-        )
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self._eps)
+        x = w["embeddings.word_embeddings.weight"][ids]
+        x += w["embeddings.position_embeddings.weight"][positions]
+        x += w["embeddings.token_type_embeddings.weight"][types]
+        # A document batch: the element-wise steps and attention (one BLAS thread) run on all cores, in
+        # slices; the matrix products use BLAS's own threads. A query batch runs on the calling thread.
+        spread = _spread if len(x) >= _ONE_THREAD_TOKENS else _inline
+        eps = self._eps
+        spread(_rows(x), _layer_norm_, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+        dim = self._dim
+        scale = np.float32(1 / math.sqrt(dim // self._heads))
         for i in range(self._layers):
-            p = f"encoder.layer.{i}."
-
-            def dense(h: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return h @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-
-            q, k, v = (dense(x, f"attention.self.{m}") for m in ("query", "key", "value"))
+            qkv_w, qkv_b, out_w, out_b, up_w, up_b, down_w, down_b, ln1_w, ln1_b, ln2_w, ln2_b = self._layer(w, i)
+            qkv = x @ qkv_w
+            qkv += qkv_b
+            qkv[:, :dim] *= scale  # the query, by 1/sqrt(head size)
             attn = np.empty_like(x)
-            with _ONE_BLAS_THREAD if len(x) >= _ONE_THREAD_TOKENS else contextlib.nullcontext():
-                for a, b in itertools.pairwise(bounds):  # each text attends to itself only
-                    attn[a:b] = self._attention(q[a:b], k[a:b], v[a:b])
-            x = _layer_norm(
-                dense(attn, "attention.output.dense") + x,
-                w[p + "attention.output.LayerNorm.weight"],
-                w[p + "attention.output.LayerNorm.bias"],
-                self._eps,
-            )
-            h = dense(x, "intermediate.dense")
-            h = _gelu_(h)
-            x = _layer_norm(
-                dense(h, "output.dense") + x,
-                w[p + "output.LayerNorm.weight"],
-                w[p + "output.LayerNorm.bias"],
-                self._eps,
-            )
+
+            def attend(texts: slice, qkv: np.ndarray = qkv, attn: np.ndarray = attn) -> None:
+                for a, b in itertools.pairwise(bounds[texts.start : texts.stop + 1]):  # a text attends to itself only
+                    attn[a:b] = self._attention(qkv[a:b, :dim], qkv[a:b, dim : 2 * dim], qkv[a:b, 2 * dim :])
+
+            with _ONE_BLAS_THREAD if spread is _spread else contextlib.nullcontext():
+                spread(_text_groups(bounds), attend)
+            y = attn @ out_w
+            y += out_b
+            y += x
+            spread(_rows(y), _layer_norm_, ln1_w, ln1_b, eps)
+            x = y
+            h = x @ up_w
+            h += up_b
+            spread(_rows(h), _gelu_)
+            y = h @ down_w
+            y += down_b
+            y += x
+            spread(_rows(y), _layer_norm_, ln2_w, ln2_b, eps)
+            x = y
         pooled = [x[a:b].mean(0) for a, b in itertools.pairwise(bounds)]
         return [v / max(float(np.linalg.norm(v)), 1e-12) for v in pooled]
 
     def _attention(self, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Softmax(q k^T) v per head; q arrives scaled by 1/sqrt(head size)."""
         n, heads = len(q), self._heads
         size = self._dim // heads
-        q, k, v = (m.reshape(n, heads, size).transpose(1, 0, 2) for m in (q, k, v))
-        scores = q @ k.transpose(0, 2, 1) / np.float32(math.sqrt(size))
-        scores = np.exp(scores - scores.max(-1, keepdims=True))
-        attn = (scores / scores.sum(-1, keepdims=True)) @ v
+        scores = q.reshape(n, heads, size).transpose(1, 0, 2) @ k.reshape(n, heads, size).transpose(1, 2, 0)
+        scores -= scores.max(-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(-1, keepdims=True)
+        attn = scores @ v.reshape(n, heads, size).transpose(1, 0, 2)
         return attn.transpose(1, 0, 2).reshape(n, self._dim)
 
 

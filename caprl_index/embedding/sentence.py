@@ -11,6 +11,10 @@ from typing import Any
 from caprl_index.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Texts per forward pass inside one `embed` call. sentence-transformers sorts a call's texts by length
+# and pads each pass to its longest: passes of 16 of the 64 texts of a pipeline batch pad less and hold
+# ~300 MB less at their peak than one pass of 64 (benchmarks/bench_embed.py), at the same documents/s.
+ENCODE_BATCH = 16
 _ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 
@@ -92,7 +96,7 @@ class SentenceTransformerEmbedder:
         from caprl_index.memory import trim_heap
 
         vectors = self._load().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            texts, batch_size=min(self.batch_size, ENCODE_BATCH), normalize_embeddings=True, convert_to_numpy=True
         )
         trim_heap()  # torch's activations for a batch of long texts are 100+ MB, freed but kept by malloc
         return [v.tolist() for v in vectors]
