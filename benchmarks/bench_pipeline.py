@@ -11,10 +11,11 @@ and the peak RSS of the process tree during e2e (target on 1,000 pages: <= 1.5 G
 of every process (parent, parser workers, the OCR process) tagged by stage (rss_timeline.py; --rss-csv
 keeps it); figures detected per second per core (split) and the simulated vLLM's utilisation during e2e.
 --compare-ocr-in-workers runs e2e a second time, on the same pages, with an OCR engine in every worker
-(the layout before the OCR process) for a before/after in one run.
+(the layout before the OCR process) for a before/after in one run; `--variant NAME:KEY=VALUE,...` runs it
+again with other settings (`--compare-lean` = lean:ocr_engines=1,embed_backend=auto).
 
     python benchmarks/bench_pipeline.py [--corpus DIR ...] [--max-pages N] [--slots 16] [--ms-per-token 2]
-        [--rss-csv FILE] [--compare-ocr-in-workers]
+        [--rss-csv FILE] [--compare-ocr-in-workers] [--e2e-only] [--variant NAME:KEY=VALUE,...]
 """
 
 from __future__ import annotations
@@ -268,8 +269,9 @@ def main() -> None:
             before = settings("e2e-before", ocr_process=False)
             runs["e2e-before"] = run_e2e(files, before, srv, rss, "e2e-before", n_pages)
         if args.compare_lean:  # one OCR engine on all cores, documents embedded without torch
-            lean = settings("e2e-lean", ocr_engines=1, embed_backend="auto")
-            runs["e2e-lean"] = run_e2e(files, lean, srv, rss, "e2e-lean", n_pages)
+            args.variant.append("lean:ocr_engines=1,embed_backend=auto")
+        for name, extra in map(parse_variant, args.variant):
+            runs[f"e2e-{name}"] = run_e2e(files, settings(f"e2e-{name}", **extra), srv, rss, f"e2e-{name}", n_pages)
         calls_before, requests_before = embedder.calls, len(srv.chat_requests)
         start = time.perf_counter()
         again = ingest(files, settings("e2e"), embedder=embedder)
@@ -305,8 +307,8 @@ def main() -> None:
     if "e2e-before" in runs:
         before = runs["e2e-before"]["wall"]
         print(f"ratio e2e (OCR process) / e2e-before (OCR in every worker): {e2e_s / before:.2f}  (target <= 1.05)")
-    if "e2e-lean" in runs:
-        print(f"ratio e2e-lean (1 OCR engine, NumPy encoder) / e2e: {runs['e2e-lean']['wall'] / e2e_s:.2f}")
+    for name, extra in map(parse_variant, args.variant):
+        print(f"ratio e2e-{name} ({extra}) / e2e: {runs[f'e2e-{name}']['wall'] / e2e_s:.2f}")
     print(rss.report())
     print(f"(target: peak RSS of the tree <= 1536 MiB at 1,000 pages; this run: {n_pages} pages)")
     if args.rss_csv:
@@ -318,6 +320,12 @@ def main() -> None:
     )
     if args.reingest_files:
         bench_reingest(args.reingest_files, embedder)
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """ "name:key=value,key=value" -> (name, settings overrides)."""
+    name, _, pairs = text.partition(":")
+    return name, dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
 
 
 def parse_args() -> argparse.Namespace:
@@ -334,6 +342,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--e2e-only", action="store_true", help="skip the stage-by-stage runs (long corpora)")
     ap.add_argument("--compare-lean", action="store_true",
                     help="run e2e again with CAPRL_OCR_ENGINES=1 and CAPRL_EMBED_BACKEND=auto")  # fmt: skip
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="run e2e again with these settings, e.g. numpy:embed_backend=auto (repeatable)")  # fmt: skip
     return ap.parse_args()
 
 
