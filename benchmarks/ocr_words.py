@@ -1,7 +1,7 @@
 """OCR word boundaries: word precision/recall of OCR'd born-digital pages against their own text layer.
 
     python benchmarks/ocr_words.py [--data ../shared/data/mmlongbench-dev/documents] [--docs 12] [--per-doc 2]
-                                   [--offset 3]
+                                   [--offset 3] [--rec-batch N]
 
 Pages with a text layer (> 40 words) are rendered at the caption pixel budget (what a scan or a figure
 crop gets), OCR'd once, and their tokens compared with the text layer's as bags of words:
@@ -66,7 +66,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=12)
     parser.add_argument("--per-doc", type=int, default=2)
     parser.add_argument("--offset", type=int, default=3, help="first PDF (sorted by name) of the sample")
+    parser.add_argument("--rec-batch", type=int, help="text lines per recognition pass (default: ocr.REC_BATCH)")
     args = parser.parse_args()
+    if args.rec_batch:
+        from caprl_index.sources import ocr
+
+        ocr.REC_BATCH = args.rec_batch
     pages = sample(args.data, args.docs, args.per_doc, args.offset)
     totals = {"before": [0, 0, 0], "after": [0, 0, 0]}
     start = time.perf_counter()

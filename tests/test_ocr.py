@@ -75,3 +75,11 @@ def test_ocr_off_in_settings_leaves_a_scan_without_text(tmp_path: Path) -> None:
         (parsed,) = parse_pages(doc, 0, 1, settings)
         assert ("4711" in parsed.page.text) is expected
     assert Settings(captioner="none").figure_ocr is False and Settings(captioner="ocr").figure_ocr is True
+
+
+def test_lines_are_recognised_one_at_a_time() -> None:
+    """rapidocr pads each batch of 6 lines to its widest: one line per pass read the dev corpus's pages
+    28% faster with a lower peak (ocr.REC_BATCH; benchmarks/ocr_words.py --rec-batch 6 compares)."""
+    from caprl_index.sources.ocr import new_engine
+
+    assert new_engine().text_rec.rec_batch_num == 1
