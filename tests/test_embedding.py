@@ -83,3 +83,22 @@ def test_search_encodes_queries_without_importing_torch(tmp_path: Path) -> None:
         assert isinstance(searcher.embedder, NumpyBertEncoder)
     finally:
         searcher.close()
+
+
+def test_weights_are_mapped_not_read(tmp_path: Path) -> None:
+    """The model file is mapped read-only (a search touches a few of the word embeddings' rows): the
+    same arrays as safetensors reads, and a file with another tensor type is read the ordinary way."""
+    from safetensors.numpy import load_file, save_file
+
+    from caprl_index.embedding.query import _map_tensors
+
+    path = Path(resolve_model("all-MiniLM-L6-v2")) / "model.safetensors"
+    mapped, read = _map_tensors(path), load_file(path)
+    assert mapped is not None and set(mapped) == set(read)
+    for name, array in read.items():
+        assert mapped[name].dtype == array.dtype and np.array_equal(mapped[name], array), name
+        assert isinstance(mapped[name], np.memmap), name
+        assert not mapped[name].flags.writeable  # the forward pass never writes into the model
+    half = tmp_path / "half.safetensors"
+    save_file({"w": np.ones((2, 2), np.float16)}, str(half))
+    assert _map_tensors(half) is None
