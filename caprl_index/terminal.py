@@ -39,6 +39,37 @@ def markup(text: object, *, newlines: bool = False) -> str:
     return escape(safe(text, newlines=newlines))
 
 
+class Styler:
+    """ANSI bold/colour and OSC 8 links for text already made `safe`; plain text when `enabled` is False."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: Any) -> Styler:
+        """On for a terminal, unless NO_COLOR is set or TERM is dumb (FORCE_COLOR turns it on anyway)."""
+        if os.environ.get("FORCE_COLOR"):
+            return cls(True)
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        return cls(tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb")
+
+    def _sgr(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._sgr("1", text)
+
+    def cyan(self, text: str) -> str:
+        return self._sgr("36", text)
+
+    def dim(self, text: str) -> str:
+        return self._sgr("2", text)
+
+    def link(self, url: str, text: str) -> str:
+        """`text` linking to `url` (percent-encoded by the caller: no control characters, no ESC)."""
+        return f"\x1b]8;;{url}\x1b\\{text}\x1b]8;;\x1b\\" if self.enabled else text
+
+
 def path(value: str | bytes | os.PathLike[str]) -> str:
     """A file name for messages: undecodable bytes shown as `\\xNN`, controls escaped."""
     raw = os.fsencode(value)

@@ -98,3 +98,69 @@ def test_missing_embedding_model_is_a_clear_error_and_writes_nothing(
     code, out, _ = run(capsys, "status", "--json")
     status = json.loads(out)
     assert code == 0 and status["files"] == 0 and status["points"] == 0  # nothing half-indexed
+
+
+class _Images:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def local_path(self, uri: str) -> Path:
+        return self.root / uri
+
+
+class _Tty:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_hits_print_styled_on_a_terminal_and_plain_elsewhere(tmp_path: Path, monkeypatch, capsys) -> None:
+    """search prints without rich (its import was a tenth of the command): bold rank, cyan file, an OSC 8
+    link to the image on a terminal; nothing but text in a pipe, with NO_COLOR or TERM=dumb; a name's own
+    escape sequences shown as text either way."""
+    import sys
+
+    from caprl_index.report import print_hits
+    from caprl_index.search import Hit
+
+    hit = Hit(
+        id="1", score=0.5, file_path="/d/evil\x1b]0;x\x07.pdf", file_name="evil\x1b]0;x\x07.pdf", page=3,
+        page_width=612, page_height=792, kind="figure", figure_type="chart", bbox=[1, 2, 3, 4],
+        caption_source="ocr", caption_model=None, image_uri="crops/a b.png", page_image_uri=None,
+        text="Solar\ncapacity " + "x" * 400,
+    )  # fmt: skip
+    images = _Images(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    print_hits([hit], images=images)
+    plain = capsys.readouterr().out
+    assert "\x1b" not in plain and "\x07" not in plain
+    lines = plain.splitlines()
+    assert lines[0] == " 1. 0.500  evil\\x1b]0;x\\x07.pdf p.3  figure (chart)  bbox 1,2,3,4"
+    assert lines[1].startswith("    Solar capacity xxx") and lines[1].endswith("…") and len(lines[1]) == 304
+    assert lines[2] == f"    image: {tmp_path / 'crops/a b.png'}"
+
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    print_hits([hit], images=images)
+    screen = "".join(tty.parts)
+    url = (tmp_path / "crops/a b.png").resolve().as_uri()
+    assert "\x1b[1m 1.\x1b[0m" in screen and "\x1b[36mevil\\x1b]0;x\\x07.pdf\x1b[0m" in screen
+    assert f"\x1b]8;;{url}\x1b\\{tmp_path / 'crops/a b.png'}\x1b]8;;\x1b\\" in screen and "%20" in url
+    assert "\x07" not in screen
+    for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        tty.parts.clear()
+        with monkeypatch.context() as m:
+            for k, v in env.items():
+                m.setenv(k, v)
+            print_hits([hit], images=images)
+        assert "\x1b" not in "".join(tty.parts)
