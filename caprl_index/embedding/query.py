@@ -36,7 +36,7 @@ _MODULES = [
 ]
 
 
-FORWARD_TOKENS = 4096  # tokens per forward pass (see NumpyBertEncoder._batches)
+FORWARD_TOKENS = 2048  # tokens per forward pass (see NumpyBertEncoder._batches)
 _GELU_BLOCK = 32_768  # floats per step: the temporaries stay in L2 (whole-array passes were 4x slower)
 # Abramowitz & Stegun 7.1.26: erf(a) = 1 - poly(t) * exp(-a^2), t = 1 / (1 + p a), |error| <= 1.5e-7,
 # under float32 rounding of the activations (scipy's erf is scalar code: a third of a batch's time).
