@@ -83,3 +83,36 @@ def test_lines_are_recognised_one_at_a_time() -> None:
     from caprl_index.sources.ocr import new_engine
 
     assert new_engine().text_rec.rec_batch_num == 1
+
+
+def test_the_detector_never_gets_more_than_its_pixel_cap() -> None:
+    """rapidocr scales a short side under 736 px up to 736: a 3000x360 strip (letterboxed to 2000x500)
+    reached the detector as 2.2 Mpx and took the OCR process 750 MB above its resting size."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from caprl_index.sources.ocr import DET_MAX_PIXELS, new_engine
+
+    engine = new_engine()
+    detector = engine.text_det._detector
+    shapes: list[tuple[int, ...]] = []
+    real = detector.infer
+
+    def spy(array: np.ndarray) -> object:
+        shapes.append(array.shape)
+        return real(array)
+
+    detector.infer = spy
+    font = ImageFont.load_default(size=40)
+    strip = Image.new("RGB", (3000, 360), "white")
+    draw = ImageDraw.Draw(strip)
+    for y in (40, 150, 260):
+        draw.text((30, y), "Quarterly revenue grew in Europe and Asia " * 3, fill="black", font=font)
+    result, _ = engine(np.asarray(strip)[:, :, ::-1].copy())
+    height, width = shapes[-1][2:]
+    assert height * width <= DET_MAX_PIXELS * 1.1, shapes  # (the detector rounds sides to 32)
+    assert sum("revenue" in r[1].lower() for r in result or ()) >= 2
+    page = Image.new("RGB", (1000, 1100), "white")  # a page-sized image is given as it is
+    ImageDraw.Draw(page).text((40, 40), "Installed capacity", fill="black", font=font)
+    engine(np.asarray(page)[:, :, ::-1].copy())
+    assert shapes[-1][2:] == (1088, 992) and detector.limit_side_len == 736

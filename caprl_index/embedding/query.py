@@ -270,7 +270,12 @@ class NumpyBertEncoder:
             return []
         w, tok = self._load()
         encodings = [tok.encode(text) for text in texts]
-        return [v.tolist() for batch in self._batches(encodings) for v in self._forward(w, batch)]
+        vectors = [v.tolist() for batch in self._batches(encodings) for v in self._forward(w, batch)]
+        if sum(len(e.ids) for e in encodings) >= _ONE_THREAD_TOKENS:  # a document batch, not a query
+            from caprl_index.memory import trim_heap
+
+            trim_heap()  # a pass's activations are freed into malloc's arenas, which keep them otherwise
+        return vectors
 
     def _batches(self, encodings: list[Any]) -> Iterator[list[Any]]:
         """Consecutive texts, at most `batch_size` of them and FORWARD_TOKENS tokens (one text alone may have

@@ -22,6 +22,7 @@ from caprl_index.sources.ocr_words import restore_spaces
 # are read as they are: shrinking them further saves little (recognition, per line, dominates) and
 # loses small print.
 OCR_MAX_PIXELS = 1_100_000
+DET_MAX_PIXELS = 1_200_000  # what the text detector may be given after its own upscaling (_CappedDetector)
 _MIN_SCORE = 0.5
 # Text lines recognised per pass. rapidocr batches 6, each padded to the widest line of its batch: one
 # line at a time read the dev corpus's pages 28% faster, with ~80 MB less at the OCR process's peak;
@@ -58,9 +59,40 @@ def new_engine(threads: int = 1) -> Any:
     from rapidocr_onnxruntime import RapidOCR
 
     # No angle classifier: upside-down text is rare in documents and it costs a pass per line.
-    return RapidOCR(
+    engine = RapidOCR(
         intra_op_num_threads=max(1, threads), inter_op_num_threads=1, use_cls=False, rec_batch_num=REC_BATCH
     )
+    engine.text_det = _CappedDetector(engine.text_det)
+    return engine
+
+
+class _CappedDetector:
+    """rapidocr's text detector with its input kept within DET_MAX_PIXELS.
+
+    The detector scales an image whose short side is under 736 px up to 736; a strip (a banner, a table
+    row, an axis) letterboxed by rapidocr to 2000x500 so reached 2.2 Mpx, and the detector's working set
+    is ~330 MB per megapixel: one such crop took the OCR process 750 MB above its resting size. Here the
+    short side is scaled up only as far as the pixel cap allows (never down: large pages are as before)."""
+
+    def __init__(self, detector: Any) -> None:
+        self._detector = detector
+        self._limit = detector.limit_side_len
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._detector, name)
+
+    def __call__(self, img: Any) -> Any:
+        height, width = img.shape[:2]
+        limit = self._limit
+        if self._detector.limit_type == "min" and min(height, width) < limit:
+            # scaled by limit / short side: the area is height * width * (limit / short)^2 <= the cap
+            fit = min(height, width) * (DET_MAX_PIXELS / max(1, height * width)) ** 0.5
+            limit = max(32, min(limit, int(fit)))
+        self._detector.limit_side_len = limit  # one engine serves one thread at a time (see ocr_service)
+        try:
+            return self._detector(img)
+        finally:
+            self._detector.limit_side_len = self._limit
 
 
 def _to_array(image: Any) -> tuple[Any, float]:
