@@ -5,8 +5,9 @@ machine, longer than the whole rest of a search, and 400 MB of memory. The same 
 (6 layers, 384 wide) is computed here with NumPy from the model's own safetensors weights and its
 `tokenizers` tokenizer: same tokens, same arithmetic, vectors equal to sentence-transformers' within
 float32 rounding (`tests/test_embedding.py` and `tests/test_embedding_documents.py` hold them to a cosine
-of 0.9999 against the real model). On document batches it ran at 0.84-1.1x torch's rate on 2 cores
-(`benchmarks/bench_embed.py`), so documents stay on sentence-transformers unless configured.
+of 0.9999 against the real model). On document batches it runs at 0.74-0.81x sentence-transformers'
+documents/s on 2 cores, in 320 MB instead of 710 (`benchmarks/bench_embed.py`), so documents stay on
+sentence-transformers unless configured (`embed_backend` auto: the low-memory setting).
 
 Only a model folder shaped exactly like the packaged one is accepted (BERT, mean pooling, normalised);
 anything else returns None from `open_query_encoder` and the caller falls back to sentence-transformers

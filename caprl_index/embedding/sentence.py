@@ -13,7 +13,7 @@ from caprl_index.errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Texts per forward pass inside one `embed` call. sentence-transformers sorts a call's texts by length
 # and pads each pass to its longest: passes of 16 of the 64 texts of a pipeline batch pad less and hold
-# ~300 MB less at their peak than one pass of 64 (benchmarks/bench_embed.py), at the same documents/s.
+# ~280 MB less at their peak than one pass of 64, and ran 5-10% faster (benchmarks/bench_embed.py).
 ENCODE_BATCH = 16
 _ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
