@@ -147,8 +147,8 @@ class Settings(BaseSettings):
         default="torch",
         description="How a local model embeds documents: torch = sentence-transformers; auto = the NumPy encoder "
         "when it can run the model (BERT, mean pooling, normalised: the packaged all-MiniLM-L6-v2; same vectors, "
-        "no torch import, ~400 MB less, 0.74-0.81x the documents/s), else sentence-transformers; numpy = the NumPy encoder or an error. "
-        "Queries always use the NumPy encoder when it can run the model.",
+        "no torch import, ~400 MB less, 0.74-0.81x the documents/s), else sentence-transformers; numpy = the "
+        "NumPy encoder or an error. Queries always use the NumPy encoder when it can run the model.",
     )
 
     # --- chunking and figures ---
