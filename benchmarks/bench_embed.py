@@ -1,12 +1,12 @@
-"""Document embedding benchmark: sentence-transformers (torch) against the NumPy encoder, in one run.
+"""Document embedding benchmark: sentence-transformers (torch) against ONNX Runtime and the NumPy encoder, in one run.
 
 The texts are real chunks: page text of the shared corpus's PDFs (PyMuPDF), cut by the project's chunker
 with the model's tokenizer, as ingest does, until `--chunks` are collected. Each backend runs in a fresh
 subprocess (so its imports count in its memory), embeds every text in batches of `embed_batch_size` after
 one warm-up batch, and writes its vectors; rounds alternate the backends (A B A B ...) so that a load
-change on a shared machine hits both. Reported per backend: documents/s (best and median of the rounds),
-load seconds (imports + model), peak RSS; then the ratio numpy/torch and the minimum cosine between the
-two vectors of each text (must be >= 0.9999).
+change on a shared machine hits all. Reported per backend: documents/s (best and median of the rounds),
+load seconds (imports + model), peak RSS; then each backend's ratio to torch and the minimum cosine between
+its vector of each text and torch's (must be >= 0.9999).
 
     nice -n 10 python benchmarks/bench_embed.py [--chunks 1200] [--rounds 3] [--docs DIR] [--threads N]
 """
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOCS = Path("/work/shared/data/mmlongbench-dev/documents")
-BACKENDS = ("torch", "numpy")
+BACKENDS = ("torch", "onnx", "numpy")
 
 
 def collect_texts(docs: Path, limit: int) -> list[str]:
@@ -123,18 +123,22 @@ def main() -> None:
                     f"peak RSS {result['rss_mb']:.0f} MB  torch imported: {result['torch']}",
                     flush=True,
                 )
-        a, b = (np.load(Path(tmp) / f"{name}.npy") for name in BACKENDS)
-    cosines = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        vectors = {name: np.load(Path(tmp) / f"{name}.npy") for name in BACKENDS}
     best = {k: max(r["docs_s"] for r in v) for k, v in results.items()}
     median = {k: statistics.median(r["docs_s"] for r in v) for k, v in results.items()}
     for k in BACKENDS:
         rss = max(r["rss_mb"] for r in results[k])
         load = statistics.median(r["load_s"] for r in results[k])
         print(f"{k:6} best {best[k]:7.1f}  median {median[k]:7.1f} docs/s  load {load:.2f} s  peak RSS {rss:.0f} MB")
-    print(
-        f"ratio numpy/torch: best {best['numpy'] / best['torch']:.3f}  median {median['numpy'] / median['torch']:.3f}"
-    )
-    print(f"min cosine {cosines.min():.8f} (1 - min = {1 - cosines.min():.1e}); load average {os.getloadavg()}")
+    a = vectors["torch"]
+    for k in BACKENDS[1:]:
+        b = vectors[k]
+        cosines = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        print(
+            f"ratio {k}/torch: best {best[k] / best['torch']:.3f}  median {median[k] / median['torch']:.3f}  "
+            f"min cosine {cosines.min():.8f} (1 - min = {1 - cosines.min():.1e})"
+        )
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -141,14 +141,13 @@ class Settings(BaseSettings):
     embed_url: str | None = Field(default=None, description="OpenAI-compatible /v1 base URL for embeddings.")
     embed_api_key: SecretStr | None = Field(default=None, description="API key for embed_url.")
     embed_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
-    # torch stays the default: the NumPy encoder reaches 0.74-0.81x its documents/s on 2 cores
-    # (benchmarks/bench_embed.py), short of the "within 10%" bar; it is the low-memory setting.
-    embed_backend: Literal["auto", "numpy", "torch"] = Field(
-        default="torch",
-        description="How a local model embeds documents: torch = sentence-transformers; auto = the NumPy encoder "
-        "when it can run the model (BERT, mean pooling, normalised: the packaged all-MiniLM-L6-v2; same vectors, "
-        "no torch import, ~400 MB less, 0.74-0.81x the documents/s), else sentence-transformers; numpy = the "
-        "NumPy encoder or an error. Queries always use the NumPy encoder when it can run the model.",
+    embed_backend: Literal["auto", "onnx", "numpy", "torch"] = Field(
+        default="auto",
+        description="How a local model embeds documents: auto = ONNX Runtime when it can run the model (BERT, "
+        "mean pooling, normalised: the packaged all-MiniLM-L6-v2; same vectors, no torch import, ~1.2x the "
+        "documents/s in ~400 MB less), else sentence-transformers; onnx = ONNX Runtime or an error; numpy = the "
+        "NumPy encoder or an error; torch = sentence-transformers. Queries use the NumPy encoder when it can run "
+        "the model.",
     )
 
     # --- chunking and figures ---

@@ -46,15 +46,15 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, set[st
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real index of one example PDF, ingested by the CLI on the NumPy encoder (its imports checked too)."""
+    """A real index of one example PDF, ingested by the CLI with the default settings (its imports checked too)."""
     root = tmp_path_factory.mktemp("cold")
     docs = root / "docs"
     docs.mkdir()
     shutil.copy(EXAMPLES / "solar-market-report-2024.pdf", docs / "report.pdf")
     args = ("ingest", str(docs), "--captioner", "none", "--no-figures", "--qdrant-path", str(root / "q"))
-    code, _, modules = cli(*args, env={"CAPRL_EMBED_BACKEND": "auto"})
+    code, _, modules = cli(*args)
     assert code == 0
-    assert not modules & TORCH, "with embed_backend auto the packaged model's documents must not import torch"
+    assert not modules & TORCH, "the packaged model's documents (ONNX Runtime by default) must not import torch"
     return root / "q"
 
 

@@ -1,4 +1,4 @@
-"""Documents embedded by the NumPy encoder (`embed_backend` auto): the same vectors as sentence-transformers.
+"""Documents embedded by the NumPy encoder (`embed_backend` numpy): the same vectors as sentence-transformers.
 
 The pipeline stores what `open_embedder` returns, so these vectors are the index; the query encoder's
 tests (`test_embedding.py`) only cover what search computes. Held here: parity on document-shaped texts
@@ -46,8 +46,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def documents() -> NumpyBertEncoder:
-    embedder = open_embedder(Settings(embed_backend="auto"))
-    assert isinstance(embedder, NumpyBertEncoder), "the packaged model's documents run on NumPy with auto"
+    embedder = open_embedder(Settings(embed_backend="numpy"))
+    assert type(embedder) is NumpyBertEncoder, "the packaged model's documents run on NumPy with numpy"
     return embedder
 
 
@@ -96,14 +96,18 @@ def test_forward_passes_are_bounded_by_tokens(documents: NumpyBertEncoder) -> No
 
 
 def test_backend_setting_picks_the_engine(tmp_path: Path) -> None:
-    assert isinstance(open_embedder(Settings()), SentenceTransformerEmbedder)  # the default: torch
-    assert isinstance(open_embedder(Settings(embed_backend="numpy")), NumpyBertEncoder)
+    from caprl_index.embedding.onnx_bert import OnnxBertEncoder
+
+    assert type(open_embedder(Settings())) is OnnxBertEncoder  # the default: auto = ONNX Runtime
+    assert type(open_embedder(Settings(embed_backend="onnx"))) is OnnxBertEncoder
+    assert type(open_embedder(Settings(embed_backend="numpy"))) is NumpyBertEncoder
     assert isinstance(open_embedder(Settings(embed_backend="torch")), SentenceTransformerEmbedder)
-    # A model the NumPy encoder cannot run: auto falls back to sentence-transformers, numpy says why not.
+    # A model the two encoders cannot run: auto falls back to sentence-transformers, onnx/numpy say why not.
     other = str(tmp_path / "some-other-model")
     assert isinstance(open_embedder(Settings(embed_model=other, embed_backend="auto")), SentenceTransformerEmbedder)
-    with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND"):
-        open_embedder(Settings(embed_model=other, embed_backend="numpy"))
+    for backend in ("onnx", "numpy"):
+        with pytest.raises(ConfigError, match=f"embed_backend {backend} cannot run .*CAPRL_EMBED_BACKEND"):
+            open_embedder(Settings(embed_model=other, embed_backend=backend))
 
 
 def test_one_encoder_shared_by_threads(documents: NumpyBertEncoder) -> None:

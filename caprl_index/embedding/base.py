@@ -33,25 +33,33 @@ class Embedder(Protocol):
 def open_embedder(settings: Settings) -> Embedder:
     """The configured embedder; the model itself loads lazily on first use.
 
-    With `embed_backend` auto or numpy a local model runs on the NumPy encoder when it can: the same
-    vectors as sentence-transformers without importing torch, which alone takes seconds and hundreds of
-    MB; torch (the default) keeps sentence-transformers, a little faster per document on 2 cores
-    (`benchmarks/bench_embed.py` measures both).
+    A local model shaped like the packaged all-MiniLM-L6-v2 (BERT, mean pooling, normalised) runs on ONNX
+    Runtime by default (`embed_backend` auto or onnx) or on the NumPy encoder (numpy): the same vectors as
+    sentence-transformers without importing torch, which alone takes seconds and hundreds of MB. Any other
+    model, and `embed_backend` torch, runs on sentence-transformers (`benchmarks/bench_embed.py` measures
+    all three).
     """
     if settings.embed_url:
         from caprl_index.embedding.openai_api import OpenAIEmbedder
 
         return OpenAIEmbedder(settings)
-    if settings.embed_backend != "torch":
-        from caprl_index.embedding.query import open_query_encoder
+    backend = settings.embed_backend
+    if backend != "torch":
+        encoder: Embedder | None
+        if backend == "numpy":
+            from caprl_index.embedding.query import open_query_encoder
 
-        encoder = open_query_encoder(settings)
+            encoder = open_query_encoder(settings)
+        else:
+            from caprl_index.embedding.onnx_bert import open_onnx_encoder
+
+            encoder = open_onnx_encoder(settings)
         if encoder is not None:
             return encoder
-        if settings.embed_backend == "numpy":
+        if backend != "auto":
             raise ConfigError(
-                f"embed_backend numpy cannot run {settings.embed_model!r} (it runs BERT models with mean pooling "
-                "and normalisation, like all-MiniLM-L6-v2): set CAPRL_EMBED_BACKEND=auto or torch"
+                f"embed_backend {backend} cannot run {settings.embed_model!r} (it runs BERT models with mean "
+                "pooling and normalisation, like all-MiniLM-L6-v2): set CAPRL_EMBED_BACKEND=auto or torch"
             )
     from caprl_index.embedding.sentence import SentenceTransformerEmbedder
 

@@ -69,6 +69,17 @@ def _map_tensors(path: Path) -> dict[str, np.ndarray] | None:
     return out
 
 
+def read_weights(folder: Path) -> dict[str, np.ndarray]:
+    """The model's tensors as float32, memory-mapped when the file allows it."""
+    path = folder / "model.safetensors"
+    weights = _map_tensors(path)
+    if weights is None:
+        from safetensors.numpy import load_file
+
+        weights = load_file(path)
+    return {k: v.astype(np.float32, copy=False) for k, v in weights.items()}
+
+
 def supported(folder: Path) -> bool:
     """True when `folder` is a sentence-transformers BERT model with mean pooling and normalisation."""
     try:
@@ -115,17 +126,18 @@ class NumpyBertEncoder:
     def _load(self) -> tuple[dict[str, np.ndarray], Any]:
         with self._lock:
             if self._weights is None:
-                from safetensors.numpy import load_file
-                from tokenizers import Tokenizer
-
-                tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-                tok.enable_truncation(max_length=self._max_tokens)
-                tok.no_padding()
-                self._tokenizer = tok
-                path = self.folder / "model.safetensors"
-                weights = _map_tensors(path) or load_file(path)
-                self._weights = {k: v.astype(np.float32, copy=False) for k, v in weights.items()}
+                self._tokenizer = self._embedding_tokenizer()
+                self._weights = read_weights(self.folder)
         return self._weights, self._tokenizer
+
+    def _embedding_tokenizer(self) -> Any:
+        """The tokenizer `embed()` uses: truncating at the model's window, no padding."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.enable_truncation(max_length=self._max_tokens)
+        tok.no_padding()
+        return tok
 
     @property
     def dim(self) -> int:
@@ -246,8 +258,8 @@ class NumpyBertEncoder:
         return attn.transpose(1, 0, 2).reshape(n, self._dim)
 
 
-def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
-    """The NumPy encoder when the configured embedder is a local folder it can run; else None."""
+def model_folder(settings: Any) -> Path | None:
+    """The configured local model's folder when it is shaped like the packaged one (`supported`); else None."""
     if settings.embed_url:
         return None
     from caprl_index.embedding.sentence import resolve_model
@@ -257,6 +269,12 @@ def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
         folder = Path(resolve_model(settings.embed_model))
     except ConfigError:  # the full embedder reports it properly
         return None
-    if not folder.is_dir() or not supported(folder):
+    return folder if folder.is_dir() and supported(folder) else None
+
+
+def open_query_encoder(settings: Any) -> NumpyBertEncoder | None:
+    """The NumPy encoder when the configured embedder is a local folder it can run; else None."""
+    folder = model_folder(settings)
+    if folder is None:
         return None
     return NumpyBertEncoder(folder, settings.embed_model, batch_size=settings.embed_batch_size)
