@@ -12,7 +12,8 @@ of every process (parent, parser workers, the OCR process) tagged by stage (rss_
 keeps it); figures detected per second per core (split) and the simulated vLLM's utilisation during e2e.
 --compare-ocr-in-workers runs e2e a second time, on the same pages, with an OCR engine in every worker
 (the layout before the OCR process) for a before/after in one run; `--variant NAME:KEY=VALUE,...` runs it
-again with other settings (`--compare-lean` = lean:ocr_engines=1,embed_backend=auto).
+again with other settings (`--compare-lean` = lean:ocr_engines=1; `torch:embed_backend=torch` = documents
+on sentence-transformers).
 
     python benchmarks/bench_pipeline.py [--corpus DIR ...] [--max-pages N] [--slots 16] [--ms-per-token 2]
         [--rss-csv FILE] [--compare-ocr-in-workers] [--e2e-only] [--variant NAME:KEY=VALUE,...]
@@ -241,9 +242,9 @@ def main() -> None:
     files = pick_files(args.corpus, args.max_pages)
     if not files:
         sys.exit(f"no PDFs under {args.corpus}")
-    from caprl_index.embedding.sentence import SentenceTransformerEmbedder
+    from caprl_index.embedding import open_embedder
 
-    embedder = CountingEmbedder(SentenceTransformerEmbedder())
+    embedder = CountingEmbedder(open_embedder(Settings()))  # the default: ONNX Runtime for the packaged model
     embedder.embed(["warm up"])
     fake = FakeVLLM(latency_s=0.05, latency_per_token_s=args.ms_per_token / 1000, max_num_seqs=args.slots)
     with fake as srv, tempfile.TemporaryDirectory() as tmp, RssTimeline(args.interval) as rss:
@@ -268,8 +269,8 @@ def main() -> None:
         if args.compare_ocr_in_workers:
             before = settings("e2e-before", ocr_process=False)
             runs["e2e-before"] = run_e2e(files, before, srv, rss, "e2e-before", n_pages)
-        if args.compare_lean:  # one OCR engine on all cores, documents embedded without torch
-            args.variant.append("lean:ocr_engines=1,embed_backend=auto")
+        if args.compare_lean:  # one OCR engine on all cores
+            args.variant.append("lean:ocr_engines=1")
         for name, extra in map(parse_variant, args.variant):
             runs[f"e2e-{name}"] = run_e2e(files, settings(f"e2e-{name}", **extra), srv, rss, f"e2e-{name}", n_pages)
         calls_before, requests_before = embedder.calls, len(srv.chat_requests)
@@ -341,9 +342,9 @@ def parse_args() -> argparse.Namespace:
                     help="run e2e again with an OCR engine in every worker (CAPRL_OCR_PROCESS=false)")  # fmt: skip
     ap.add_argument("--e2e-only", action="store_true", help="skip the stage-by-stage runs (long corpora)")
     ap.add_argument("--compare-lean", action="store_true",
-                    help="run e2e again with CAPRL_OCR_ENGINES=1 and CAPRL_EMBED_BACKEND=auto")  # fmt: skip
+                    help="run e2e again with CAPRL_OCR_ENGINES=1 (one OCR engine)")  # fmt: skip
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                    help="run e2e again with these settings, e.g. numpy:embed_backend=auto (repeatable)")  # fmt: skip
+                    help="run e2e again with these settings, e.g. torch:embed_backend=torch (repeatable)")  # fmt: skip
     return ap.parse_args()
 
 
