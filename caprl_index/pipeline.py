@@ -161,12 +161,17 @@ class _Run:
         except EmbeddingFailed as exc:  # unreachable at the start: a configuration problem, not a file's
             raise ConfigError(f"{exc}. Check CAPRL_EMBED_URL / CAPRL_EMBED_API_KEY.") from exc
         await self._in_store(self.store.ensure_collection, dim)
-        self.chunker = Chunker(
+        # LlamaIndex's splitter takes seconds to import on a cold start, and the embedding model's session
+        # ~0.5 s to build: both now, beside each other and off the event loop, while the first pages parse.
+        chunker = asyncio.to_thread(
+            Chunker,
             chunk_size=self.settings.chunk_size,
             chunk_overlap=self.settings.chunk_overlap,
             window=await self._in_embed(lambda: self.embedder.max_tokens),
             tokenizer=await self._in_embed(self.embedder.tokenizer),
         )
+        load: Callable[[], object] | None = getattr(self.embedder, "load", None)
+        self.chunker, _ = await asyncio.gather(chunker, self._in_embed(load) if load else asyncio.sleep(0))
         return self.chunker
 
     def _captions_upgradable(self) -> bool:

@@ -136,3 +136,41 @@ def test_no_torch_and_a_lean_process() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_ingest_builds_the_session_while_pages_parse(documents: OnnxBertEncoder, tmp_path) -> None:
+    """The pipeline loads the model at its start, on the embedding thread (the only thread that embeds),
+    before the first batch arrives; a model that cannot load fails the run with a one-line ConfigError."""
+    import shutil
+
+    from caprl_index.pipeline import ingest
+    from tests.conftest import EXAMPLES
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(EXAMPLES / "solar-market-report-2024.pdf", docs / "report.pdf")
+    calls: list[tuple[str, str]] = []
+
+    class Recording(OnnxBertEncoder):
+        def load(self) -> None:
+            calls.append(("load", threading.current_thread().name))
+            super().load()
+
+        def embed(self, texts: list[str]) -> list[list[float]]:
+            calls.append(("embed", threading.current_thread().name))
+            return super().embed(texts)
+
+    settings = Settings(qdrant_path=tmp_path / "q", workers=1, figures=False, captioner="none")
+    recording = Recording(documents.folder, documents.name)
+    stats = ingest([docs], settings, embedder=recording)
+    assert stats.files_indexed == 1 and stats.points > 0
+    assert calls[0][0] == "load" and any(kind == "embed" for kind, _ in calls)
+    assert len({thread for _, thread in calls}) == 1, calls  # load and every embed on the one embed thread
+
+    class Broken(OnnxBertEncoder):
+        def load(self) -> None:
+            raise ConfigError("ONNX Runtime cannot run embedding model 'x' (bad); set CAPRL_EMBED_BACKEND=torch")
+
+    with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND=torch"):
+        ingest([docs], Settings(qdrant_path=tmp_path / "q2", workers=1, figures=False, captioner="none"),
+               embedder=Broken(documents.folder, documents.name))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The packaged all-MiniLM-L6-v2 in NumPy: queries (`search`, `eval`, serve) and documents with `embed_backend` auto.
+"""The packaged all-MiniLM-L6-v2 in NumPy: queries (`search`, `eval`, serve) and documents with `embed_backend` numpy.
 
 Importing sentence-transformers (torch, transformers, scikit-learn) costs about ten seconds on a 2-core
 machine, longer than the whole rest of a search, and 400 MB of memory. The same BERT forward pass
@@ -6,8 +6,9 @@ machine, longer than the whole rest of a search, and 400 MB of memory. The same 
 `tokenizers` tokenizer: same tokens, same arithmetic, vectors equal to sentence-transformers' within
 float32 rounding (`tests/test_embedding.py` and `tests/test_embedding_documents.py` hold them to a cosine
 of 0.9999 against the real model). On document batches it runs at 0.74-0.81x sentence-transformers'
-documents/s on 2 cores, in 320 MB instead of 710 (`benchmarks/bench_embed.py`), so documents stay on
-sentence-transformers unless configured (`embed_backend` auto: the low-memory setting).
+documents/s on 2 cores, in 320 MB instead of 710 (`benchmarks/bench_embed.py`); ONNX Runtime
+(`onnx_bert.py`, 1.28x) embeds documents by default. For a query it starts in milliseconds (the model file
+is mapped, not read) where an ONNX Runtime session takes ~0.5 s to build.
 
 Only a model folder shaped exactly like the packaged one is accepted (BERT, mean pooling, normalised);
 anything else returns None from `open_query_encoder` and the caller falls back to sentence-transformers
@@ -129,6 +130,10 @@ class NumpyBertEncoder:
                 self._tokenizer = self._embedding_tokenizer()
                 self._weights = read_weights(self.folder)
         return self._weights, self._tokenizer
+
+    def load(self) -> None:
+        """Load the model now (the pipeline calls it while the first pages parse); else on first use."""
+        self._load()
 
     def _embedding_tokenizer(self) -> Any:
         """The tokenizer `embed()` uses: truncating at the model's window, no padding."""
