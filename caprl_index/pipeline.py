@@ -171,8 +171,9 @@ class _Run:
             tokenizer=await self._in_embed(self.embedder.tokenizer),
         )
         load: Callable[[], object] | None = getattr(self.embedder, "load", None)
-        self.chunker, _ = await asyncio.gather(chunker, self._in_embed(load) if load else asyncio.sleep(0))
-        return self.chunker
+        built, _ = await asyncio.gather(chunker, self._in_embed(load) if load else asyncio.sleep(0))
+        self.chunker = built
+        return built
 
     def _captions_upgradable(self) -> bool:
         return _captioner_source(self.captioner) == "vllm"
