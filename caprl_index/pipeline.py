@@ -24,6 +24,7 @@ from caprl_index.errors import CaprlError, ConfigError, DocumentError, Embedding
 from caprl_index.evidence import open_image_store
 from caprl_index.evidence.gc import remove_file
 from caprl_index.evidence.keep import PageImages, save_images
+from caprl_index.flow import ByteBudget
 from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, fingerprint, plan_files
 from caprl_index.progress import Reporter
@@ -34,6 +35,11 @@ from caprl_index.workers import SplitPool, parse_batch
 
 T = TypeVar("T")
 PAGES_PER_BATCH = 8
+# Parsed batches held at once (page renders, thumbnails, crops, text): at most this many bytes (flow.py), and
+# at most max(8, 4 x workers) batches. Typical reports hold ~1.5 MB a batch, so the count decides; 8-page
+# batches of high-resolution scans or photos reach tens of MB each, and then the bytes do.
+IN_FLIGHT_BYTES = 64 << 20
+FIRST_BATCH_BYTES = PAGES_PER_BATCH * 256 * 1024  # the estimate until a batch has been parsed
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class _Run:
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-embed")
         workers = settings.worker_count
         self._batch_slots = asyncio.Semaphore(max(8, 4 * workers))
+        self._held_bytes = ByteBudget(IN_FLIGHT_BYTES, first_estimate=FIRST_BATCH_BYTES)
         self._file_slots = asyncio.Semaphore(max(4, 2 * workers))
 
     async def execute(self, paths: Sequence[str | Path]) -> RunStats:
@@ -161,10 +168,11 @@ class _Run:
         except EmbeddingFailed as exc:  # unreachable at the start: a configuration problem, not a file's
             raise ConfigError(f"{exc}. Check CAPRL_EMBED_URL / CAPRL_EMBED_API_KEY.") from exc
         await self._in_store(self.store.ensure_collection, dim)
-        # LlamaIndex's splitter takes seconds to import on a cold start, and the embedding model's session
-        # ~0.5 s to build: both now, beside each other and off the event loop, while the first pages parse.
+        # LlamaIndex's splitter takes seconds to import and to split its first text on a cold start, and the
+        # embedding model's session ~0.5 s to build: both now, beside each other and off the event loop,
+        # while the first pages parse.
         chunker = asyncio.to_thread(
-            Chunker,
+            _warm_chunker,
             chunk_size=self.settings.chunk_size,
             chunk_overlap=self.settings.chunk_overlap,
             window=await self._in_embed(lambda: self.embedder.max_tokens),
@@ -221,8 +229,9 @@ class _Run:
             shutil.rmtree(workdir, ignore_errors=True)
 
     async def _process_batch(self, prepared: Any, start: int, stop: int) -> _BatchResult:
-        async with self._batch_slots:
+        async with self._batch_slots, self._held_bytes.hold() as settle:
             pages: list[ParsedPage] = await self._in_pool(parse_batch, prepared, start, stop, self.settings)
+            await settle(sum(map(_page_bytes, pages)))
             if not self.settings.figures:
                 pages = [dataclasses.replace(p, figures=()) for p in pages]
             images = await self._keep_images(prepared.file, pages)  # before any point refers to them
@@ -333,6 +342,18 @@ class _BatchResult:
     ids: list[str]
     pages: int
     captions: list[Caption]
+
+
+def _warm_chunker(**kwargs: Any) -> Chunker:
+    chunker = Chunker(**kwargs)
+    chunker.warm_up()
+    return chunker
+
+
+def _page_bytes(page: ParsedPage) -> int:
+    """What a parsed page holds in memory until its chunks are stored (its images and its text)."""
+    images = len(page.render or b"") + len(page.thumb or b"") + sum(len(f.image) for f in page.figures)
+    return images + len(page.page.text)
 
 
 def _captioner_source(captioner: Any) -> str:

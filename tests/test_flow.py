@@ -1,0 +1,128 @@
+"""The byte budget of parsed batches in flight (`flow.ByteBudget`) and the pipeline held to it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from caprl_index.flow import ByteBudget
+
+
+def _run_batches(budget: ByteBudget, sizes: list[int], seed: int = 0) -> dict[str, int]:
+    """Run one task per size through the budget (hold, "parse", settle, "store", release) and track, by
+    their own bookkeeping, how many were held at once and how many settled bytes."""
+    rng = random.Random(seed)
+    state = {"holders": 0, "max_holders": 0, "settled": 0, "max_settled": 0}
+
+    async def batch(size: int) -> None:
+        async with budget.hold() as settle:
+            state["holders"] += 1
+            state["max_holders"] = max(state["max_holders"], state["holders"])
+            await asyncio.sleep(rng.random() / 500)  # parsing
+            await settle(size)
+            state["settled"] += size
+            state["max_settled"] = max(state["max_settled"], state["settled"])
+            await asyncio.sleep(rng.random() / 500)  # embedding and storing
+            state["settled"] -= size
+            state["holders"] -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*(batch(s) for s in sizes))
+
+    asyncio.run(main())
+    assert budget.used == 0 and state["holders"] == 0
+    return state
+
+
+def test_equal_batches_stay_within_the_limit() -> None:
+    budget = ByteBudget(limit=10_000, first_estimate=1_000)
+    state = _run_batches(budget, [1_000] * 200)
+    assert budget.peak <= 10_000 and state["max_settled"] <= 10_000
+    assert state["max_holders"] == 10  # the limit is used, not just respected
+
+
+def test_the_estimate_learns_the_real_size() -> None:
+    """A first guess 10x too small admits too many at first; from the first settled batch on, the
+    estimate is the mean of real sizes and admission follows it."""
+    budget = ByteBudget(limit=40_000, first_estimate=400)
+    state = _run_batches(budget, [4_000] * 100, seed=1)
+    assert budget.estimate == 4_000
+    late = ByteBudget(limit=40_000, first_estimate=4_000)
+    assert _run_batches(late, [4_000] * 100, seed=1)["max_settled"] <= 40_000
+    assert state["max_settled"] <= 40_000 + 100 * (4_000 - 400)  # the worst case of the first wave
+
+
+def test_a_batch_larger_than_the_limit_runs_alone() -> None:
+    """Nothing held: a batch is admitted whatever its size (no stall), and nothing joins it while it is held."""
+    budget = ByteBudget(limit=1_000, first_estimate=5_000)
+    state = _run_batches(budget, [5_000] * 6)
+    assert state["max_holders"] == 1 and budget.peak == 5_000
+
+
+def test_mixed_sizes_track_what_is_held() -> None:
+    sizes = [random.Random(i).choice([200, 1_000, 30_000]) for i in range(300)]
+    budget = ByteBudget(limit=50_000, first_estimate=1_000)
+    state = _run_batches(budget, sizes, seed=2)
+    assert state["max_holders"] > 1
+    assert budget.peak >= state["max_settled"]  # the budget counts at least what is really held
+
+
+@pytest.mark.slow
+def test_pipeline_holds_to_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder) -> None:
+    """A budget of one byte runs the batches one at a time and indexes the same points as the default
+    budget, under which batches of the three example files overlap."""
+    import caprl_index.pipeline as pipeline
+    from caprl_index.config import Settings
+    from tests.conftest import EXAMPLES
+
+    docs = tmp_path / "docs"
+    shutil.copytree(EXAMPLES, docs, ignore=shutil.ignore_patterns("*.py", "*.md"))
+    budgets: list[ByteBudget] = []
+
+    class Recorded(ByteBudget):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            budgets.append(self)
+            self.holders = self.max_holders = 0
+            self.sizes: list[int] = []
+
+        def hold(self):  # type: ignore[override]
+            outer = super().hold()
+            budget = self
+
+            class Counted:
+                async def __aenter__(self):
+                    settle = await outer.__aenter__()
+                    budget.holders += 1
+                    budget.max_holders = max(budget.max_holders, budget.holders)
+
+                    async def recorded(size: int) -> None:
+                        budget.sizes.append(size)
+                        await settle(size)
+
+                    return recorded
+
+                async def __aexit__(self, *exc):
+                    budget.holders -= 1
+                    return await outer.__aexit__(*exc)
+
+            return Counted()
+
+    monkeypatch.setattr(pipeline, "ByteBudget", Recorded)
+    counts = []
+    for limit in (pipeline.IN_FLIGHT_BYTES, 1):
+        monkeypatch.setattr(pipeline, "IN_FLIGHT_BYTES", limit)
+        settings = Settings(qdrant_path=tmp_path / f"q{limit}", workers=2, captioner="none", ocr=False)
+        stats = pipeline.ingest([docs], settings, embedder=embedder)
+        assert stats.files_failed == 0 and stats.files_indexed >= 3
+        counts.append(stats.points)
+    default, tiny = budgets
+    assert default.max_holders > 1 and tiny.max_holders == 1
+    assert sorted(default.sizes) == sorted(tiny.sizes) and min(tiny.sizes) > 0  # the same batches, measured
+    assert tiny.peak == max(pipeline.FIRST_BATCH_BYTES, *tiny.sizes)  # one batch held at a time
+    assert default.peak > max(tiny.sizes)
+    assert counts[0] == counts[1] and default.used == tiny.used == 0
