@@ -106,7 +106,8 @@ def check_embedder(settings: Settings) -> dict[str, Any]:
         return _check(
             "embedding",
             "ok",
-            f"{settings.embed_model}: {emb.dim}-d, window {emb.max_tokens} tokens, loaded in {took:.1f} s",
+            f"{settings.embed_model} on {getattr(emb, 'backend', type(emb).__name__)}: {emb.dim}-d, "
+            f"window {emb.max_tokens} tokens, loaded in {took:.1f} s",
         )
     except Exception as exc:
         return _check("embedding", "fail", f"{settings.embed_model}: {exc}")

@@ -44,7 +44,7 @@ def test_doctor_reports_each_component(fake_vllm, capsys) -> None:
     assert code == 0
     assert checks["vLLM"]["state"] == "ok" and "caprl" in checks["vLLM"]["detail"]
     assert checks["Qdrant"]["state"] == "ok" and checks["embedding"]["state"] == "ok"
-    assert "384-d" in checks["embedding"]["detail"]
+    assert "384-d" in checks["embedding"]["detail"] and "on ONNX Runtime" in checks["embedding"]["detail"]
 
 
 def test_doctor_fails_when_vllm_is_required_and_down(capsys, monkeypatch: pytest.MonkeyPatch) -> None:

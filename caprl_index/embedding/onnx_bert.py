@@ -95,6 +95,8 @@ class OnnxBertEncoder(NumpyBertEncoder):
 
     Shares the folder checks, tokenizer and properties of the NumPy encoder; only the forward pass differs."""
 
+    backend = "ONNX Runtime"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._session: Any = None

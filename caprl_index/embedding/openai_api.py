@@ -15,6 +15,8 @@ _APPROX_CHARS_PER_TOKEN = 4
 class OpenAIEmbedder:
     """Embeds through a remote /v1/embeddings endpoint; vectors are L2-normalised here."""
 
+    backend = "embed_url"
+
     def __init__(self, settings: Settings, *, max_tokens: int = 512) -> None:
         self.name = f"{settings.embed_url}#{settings.embed_model}"
         self._model = settings.embed_model

@@ -107,6 +107,8 @@ def supported(folder: Path) -> bool:
 class NumpyBertEncoder:
     """Embeds texts with a sentence-transformers BERT folder using NumPy only (loaded on first use)."""
 
+    backend = "NumPy"
+
     def __init__(self, folder: Path, name: str, *, batch_size: int = 64, forward_tokens: int = FORWARD_TOKENS) -> None:
         self.folder = folder
         self.name = name

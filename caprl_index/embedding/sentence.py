@@ -34,6 +34,8 @@ def resolve_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Embeds with a local sentence-transformers model, loaded on first use, normalised vectors."""
 
+    backend = "sentence-transformers"
+
     def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str | None = None) -> None:
         self.name = model
         self.batch_size = batch_size
