@@ -501,6 +501,12 @@ def _busy_docs(tmp_path: Path) -> Path:
     return docs
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(docs: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list]:
     import time
 
@@ -508,7 +514,12 @@ def _start(docs: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], list]:
 
     env = {**os.environ, "CAPRL_CAPTIONER": "none", "CAPRL_WORKERS": "2"}
     cmd = [sys.executable, "-m", "caprl_index.cli", "ingest", str(docs)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # Ctrl-C as at a terminal: SIGINT at its default. A test run started in the background by a shell
+    # without job control ignores SIGINT, and a child inherits that (and rightly keeps it).
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         children = psutil.Process(proc.pid).children(recursive=True)
