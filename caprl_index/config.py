@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     embed_backend: Literal["auto", "onnx", "numpy", "torch"] = Field(
         default="auto",
         description="How a local model embeds documents: auto = ONNX Runtime when it can run the model (BERT, "
-        "mean pooling, normalised: the packaged all-MiniLM-L6-v2; same vectors, no torch import, ~1.2x the "
+        "mean pooling, normalised: the packaged all-MiniLM-L6-v2; same vectors, no torch import, 1.28x the "
         "documents/s in ~400 MB less), else sentence-transformers; onnx = ONNX Runtime or an error; numpy = the "
         "NumPy encoder or an error; torch = sentence-transformers. Queries use the NumPy encoder when it can run "
         "the model.",

@@ -110,24 +110,30 @@ def test_backend_setting_picks_the_engine(tmp_path: Path) -> None:
             open_embedder(Settings(embed_model=other, embed_backend=backend))
 
 
-def test_one_encoder_shared_by_threads(documents: NumpyBertEncoder) -> None:
-    """The encoder holds no per-call state (its tokenizer's truncation is set once, at load), so threads
-    may share it: four threads embedding different batches at once get the vectors of a lone call."""
-    reference = {text: np.asarray(documents.embed([text])[0]) for text in DOCUMENTS}
-    shared = NumpyBertEncoder(documents.folder, documents.name)  # loads under the race below
-    start = threading.Barrier(4)
+def embed_from_threads(encoder, threads: int = 4, rounds: int = 6, size: int = 5) -> list[tuple[str, list[float]]]:
+    """`threads` threads, released at once, each embedding `rounds` random batches of DOCUMENTS with one
+    shared encoder: every (text, vector) they got."""
+    start = threading.Barrier(threads)
 
     def work(seed: int) -> list[tuple[str, list[float]]]:
         start.wait()
         rng = np.random.default_rng(seed)
         out = []
-        for _ in range(6):
-            batch = [DOCUMENTS[i] for i in rng.choice(len(DOCUMENTS), size=5)]
-            out.extend(zip(batch, shared.embed(batch), strict=True))
+        for _ in range(rounds):
+            batch = [DOCUMENTS[i] for i in rng.choice(len(DOCUMENTS), size=size)]
+            out.extend(zip(batch, encoder.embed(batch), strict=True))
         return out
 
-    with ThreadPoolExecutor(4) as pool:
-        results = [pair for part in pool.map(work, range(4)) for pair in part]
-    assert len(results) == 4 * 6 * 5
-    for text, vector in results:
+    with ThreadPoolExecutor(threads) as pool:
+        results = [pair for part in pool.map(work, range(threads)) for pair in part]
+    assert len(results) == threads * rounds * size
+    return results
+
+
+def test_one_encoder_shared_by_threads(documents: NumpyBertEncoder) -> None:
+    """The encoder holds no per-call state (its tokenizer's truncation is set once, at load), so threads
+    may share it: four threads embedding different batches at once get the vectors of a lone call."""
+    reference = {text: np.asarray(documents.embed([text])[0]) for text in DOCUMENTS}
+    shared = NumpyBertEncoder(documents.folder, documents.name)  # loads under the race below
+    for text, vector in embed_from_threads(shared):
         assert np.allclose(vector, reference[text], atol=1e-5), text

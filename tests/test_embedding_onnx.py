@@ -9,7 +9,6 @@ threads, the protobuf writer's encodings, and a model ONNX Runtime rejects repor
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from caprl_index.config import Settings
 from caprl_index.embedding import onnx_proto as pb
 from caprl_index.embedding.onnx_bert import OnnxBertEncoder, open_onnx_encoder
 from caprl_index.errors import ConfigError
-from tests.test_embedding_documents import DOCUMENTS, PARAGRAPH, _cosines
+from tests.test_embedding_documents import DOCUMENTS, PARAGRAPH, _cosines, embed_from_threads
 
 
 @pytest.fixture(scope="module")
@@ -80,20 +79,8 @@ def test_one_encoder_shared_by_threads(documents: OnnxBertEncoder) -> None:
         return out
 
     shared._open_session = counted  # type: ignore[method-assign]
-    start = threading.Barrier(4)
-
-    def work(seed: int) -> list[tuple[str, list[float]]]:
-        start.wait()
-        rng = np.random.default_rng(seed)
-        out = []
-        for _ in range(6):
-            batch = [DOCUMENTS[i] for i in rng.choice(len(DOCUMENTS), size=5)]
-            out.extend(zip(batch, shared.embed(batch), strict=True))
-        return out
-
-    with ThreadPoolExecutor(4) as pool:
-        results = [pair for part in pool.map(work, range(4)) for pair in part]
-    assert len(results) == 4 * 6 * 5 and len(set(sessions)) == 1
+    results = embed_from_threads(shared)
+    assert len(set(sessions)) == 1
     for text, vector in results:
         assert np.allclose(vector, reference[text], atol=1e-5), text
 
