@@ -102,7 +102,7 @@ def test_a_graph_onnx_runtime_rejects_is_a_config_error(documents: OnnxBertEncod
     import caprl_index.embedding.onnx_bert as onnx_bert
 
     broken = OnnxBertEncoder(documents.folder, documents.name)
-    monkeypatch.setattr(onnx_bert, "bert_model", lambda *a, **k: b"not a model")
+    monkeypatch.setattr(onnx_bert, "bert_model", lambda *a, **k: (b"not a model", {}))
     with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND=torch") as info:
         broken.embed(["text"])
     assert "all-MiniLM-L6-v2" in str(info.value) and "\n" not in str(info.value).split(" (")[0]
@@ -161,3 +161,21 @@ def test_ingest_builds_the_session_while_pages_parse(documents: OnnxBertEncoder,
     with pytest.raises(ConfigError, match="CAPRL_EMBED_BACKEND=torch"):
         ingest([docs], Settings(qdrant_path=tmp_path / "q2", workers=1, figures=False, captioner="none"),
                embedder=Broken(documents.folder, documents.name))  # fmt: skip
+
+
+def test_weights_are_fed_not_held_twice(documents: OnnxBertEncoder) -> None:
+    """The serialised graph carries no weight matrix: each is a graph input fed with every pass (the
+    session kept two copies of initializers, ~180 MB for the 86 MB model); the embedding tables are the
+    model file's mapped pages, not copies."""
+    from caprl_index.embedding.onnx_bert import FED_BYTES, bert_model
+    from caprl_index.embedding.query import read_weights
+
+    weights = read_weights(documents.folder)
+    graph, fed = bert_model(weights, layers=6, heads=12, eps=1e-12)
+    assert len(graph) < 256 << 10, len(graph)
+    assert sum(a.nbytes for a in fed.values()) > 0.95 * sum(a.nbytes for a in weights.values())
+    assert all(a.dtype == np.float32 and a.flags.c_contiguous and a.nbytes >= FED_BYTES for a in fed.values())
+    assert np.shares_memory(fed["word"], weights["embeddings.word_embeddings.weight"])
+    session, _ = documents._open_session()
+    names = {i.name for i in session.get_inputs()}
+    assert set(fed) <= names and len(names) == len(fed) + 4
