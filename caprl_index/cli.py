@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from caprl_index import __version__
 from caprl_index.errors import CaprlError, ConfigError
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the index holds every file completed so far; run ingest again to finish", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `caprl-index status | head -1`: the reader has what it wanted
+        return EXIT_PARTIAL
     except Exception as exc:  # a bug: one line for the user, the traceback with -v
         logging.getLogger("caprl_index").debug("internal error", exc_info=True)
         print(
@@ -120,5 +125,29 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json_text(data) + "\n")
 
 
+def run() -> NoReturn:
+    """The console script and `python -m caprl_index.cli`: `main()`, then a quick exit.
+
+    Everything a command opened is closed when `main` returns (the store, the parser and OCR processes,
+    the model's threads). What is skipped is the interpreter's teardown, freeing module by module what
+    an ingest imported (LlamaIndex, NLTK, ONNX Runtime: thousands of modules): 0.5-0.6 s of a 5 s cold
+    ingest. Threads still running are joined, atexit handlers run and the streams are flushed, as at a
+    normal exit."""
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse: --help, a usage error
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # logging's shutdown, multiprocessing's cleanup, temporary files
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`): the reader has taken its part
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

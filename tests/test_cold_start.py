@@ -55,6 +55,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code, _, modules = cli(*args)
     assert code == 0
     assert not modules & TORCH, "the packaged model's documents (ONNX Runtime by default) must not import torch"
+    assert "sklearn" not in modules, "NLTK's scikit-learn wrapper is not loaded for the splitter (lean_imports)"
     return root / "q"
 
 
@@ -75,3 +76,48 @@ def test_search_imports_nothing_heavy(index: Path) -> None:
     hits = json.loads(out)
     assert code == 0 and hits and hits[0]["file_path"].endswith("report.pdf")
     assert not modules & HEAVY, sorted(modules & HEAVY)
+
+
+def _script(*args: str, close_stdout: bool = False) -> tuple[int, str, str]:
+    """Run the console script's entry (`caprl_index.cli.run`, as `python -m caprl_index.cli`)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caprl_index.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if close_stdout:  # a reader that has gone (`| head -1` after its line)
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.communicate(timeout=120)[1]
+        return proc.wait(), "", err
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+def test_the_console_script_exits_with_mains_code_and_its_output(index: Path) -> None:
+    """`run()` skips the interpreter's teardown (os._exit) but not the exit code, the output or the
+    streams' flush; a reader that closed the pipe gets no traceback or internal error."""
+    code, out, _ = _script("--help")
+    assert code == 0 and "usage: caprl-index" in out and "search" in out
+    code, _, err = _script("nosuch")
+    assert code == 2 and "invalid choice" in err
+    code, out, err = _script("search", "solar capacity", "--qdrant-path", str(index))
+    assert code == 0 and "report.pdf" in out and not err.strip(), err
+    for args in (("--help",), ("status", "--qdrant-path", str(index))):
+        code, _, err = _script(*args, close_stdout=True)
+        assert code in (0, 1) and "Error" not in err and "error" not in err, (args, err)
+
+
+def test_a_closed_pipe_is_not_an_internal_error(index: Path, monkeypatch, capsys) -> None:
+    """`caprl-index status | head -1`: the command's next write fails, and that ends it quietly (exit 1)."""
+    from caprl_index.cli import main
+
+    class Gone:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    code = main(["status", "--qdrant-path", str(index)])
+    assert code == 1 and not capsys.readouterr().err.strip()
