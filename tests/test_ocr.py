@@ -116,3 +116,47 @@ def test_the_detector_never_gets_more_than_its_pixel_cap() -> None:
     ImageDraw.Draw(page).text((40, 40), "Installed capacity", fill="black", font=font)
     engine(np.asarray(page)[:, :, ::-1].copy())
     assert shapes[-1][2:] == (1088, 992) and detector.limit_side_len == 736
+
+
+def test_one_text_detection_at_a_time_across_engines(monkeypatch) -> None:
+    """Engines on four threads never run their detectors at once (two at once were the OCR process's
+    peak), the heap is trimmed after each detection, and detection still returns each caller's result."""
+    import threading
+    import time
+
+    import numpy as np
+
+    from caprl_index.sources import ocr
+
+    trims: list[int] = []
+    monkeypatch.setattr("caprl_index.memory.trim_heap", lambda: trims.append(1) or True)
+    active, most = [0], [0]
+    count_lock = threading.Lock()
+
+    class Detector:
+        limit_side_len, limit_type = 736, "min"
+
+        def __call__(self, img: np.ndarray) -> tuple[int, float]:
+            with count_lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.02)
+            with count_lock:
+                active[0] -= 1
+            return int(img[0, 0, 0]), 0.0
+
+    results: list[tuple[int, int]] = []
+
+    def engine(k: int) -> None:
+        detector = ocr._CappedDetector(Detector())
+        for _ in range(5):
+            results.append((k, detector(np.full((800, 800, 3), k, np.uint8))[0]))
+
+    threads = [threading.Thread(target=engine, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1
+    assert sorted(results) == sorted((k, k) for k in range(4) for _ in range(5))
+    assert len(trims) == 20
