@@ -133,6 +133,8 @@ class _Run:
 
     async def _ingest_files(self, plan: FilePlan) -> None:
         todo = list(plan.todo)
+        if todo:  # the workers start and the model loads while the captioner looks for its server
+            self._start_workers()
         if self.settings.figures:
             from caprl_index.captioning import open_captioner
 
@@ -149,17 +151,21 @@ class _Run:
             return
         self.reporter.start(len(todo))
         try:
-            # Workers start and parse while the embedding model loads (seconds: torch); the first chunking waits.
-            self._split = SplitPool(
-                self.settings.worker_count, ocr_process=self.settings.ocr_process, ocr_engines=self.settings.ocr_engines
-            )
-            self._chunker_ready = asyncio.ensure_future(self._load_model())
+            self._start_workers()
             await asyncio.gather(*(self._guarded_file(f) for f in todo))
             await self._chunker_ready  # a model that failed to load is reported even when no page got that far
             if self.stats.points:
                 await self._in_store(self.store.optimize)  # the bulk load is done: build the indexes
         finally:
             self.reporter.stop()
+
+    def _start_workers(self) -> None:
+        """Start the parser processes and the model's load (once): workers parse while the model loads."""
+        if self._split is None:
+            self._split = SplitPool(
+                self.settings.worker_count, ocr_process=self.settings.ocr_process, ocr_engines=self.settings.ocr_engines
+            )
+            self._chunker_ready = asyncio.ensure_future(self._load_model())
 
     async def _load_model(self) -> Chunker:
         """Load the embedding model, create the collection with its size, and build the chunker."""
@@ -168,9 +174,9 @@ class _Run:
         except EmbeddingFailed as exc:  # unreachable at the start: a configuration problem, not a file's
             raise ConfigError(f"{exc}. Check CAPRL_EMBED_URL / CAPRL_EMBED_API_KEY.") from exc
         await self._in_store(self.store.ensure_collection, dim)
-        # LlamaIndex's splitter takes seconds to import and to split its first text on a cold start, and the
-        # embedding model's session ~0.5 s to build: both now, beside each other and off the event loop,
-        # while the first pages parse.
+        # LlamaIndex's splitter takes ~1.5 s to import and to split its first text on a cold start (twice that
+        # while the workers start beside it), the embedding model ~0.3 s to load: both now, beside each other
+        # and off the event loop, while the first pages parse.
         chunker = asyncio.to_thread(
             _warm_chunker,
             chunk_size=self.settings.chunk_size,

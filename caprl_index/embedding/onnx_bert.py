@@ -3,9 +3,9 @@
 ONNX Runtime is already here for OCR (rapidocr-onnxruntime). The BERT graph is written from the model's
 own safetensors weights when the encoder first runs (`bert_model`; no export, no torch, no `onnx`
 package): the same forward pass as sentence-transformers, with ONNX Runtime's fused multi-head attention
-(`com.microsoft.Attention`) and its graph optimisations. On 640 real chunks on 2 cores it embeds 1.28x
-sentence-transformers' documents/s (28.5 vs 22.3), its process peaking at 329 MB instead of 723, and loads in
-a quarter of the time (`benchmarks/bench_embed.py`); vectors equal
+(`com.microsoft.Attention`) and its graph optimisations. On 640 real chunks on 2 cores it embeds 2.19x
+sentence-transformers' documents/s (76.4 vs 35.0; 1.28x on a slower machine), its process peaking at 269 MB
+instead of 701, and loads in a sixth of the time (`benchmarks/bench_embed.py`); vectors equal
 sentence-transformers' within float32 rounding (`tests/test_embedding_onnx.py`: cosine >= 0.9999).
 
 The weight matrices are inputs of the graph, fed with every pass (NumPy arrays are read in place), not
