@@ -124,3 +124,34 @@ def test_a_run_that_ends_while_the_model_loads_stops_the_load(tmp_path: Path, em
 
     task = asyncio.run(scenario())
     assert task.cancelled()  # not failed on a shut-down thread, nor left running
+
+
+def test_workers_start_while_the_captioner_looks_for_its_server(tmp_path: Path, embedder, monkeypatch) -> None:
+    """Finding the caption server takes a network round trip (its 5 s connect timeout for a host that
+    drops packets): the parser processes and the model's load are started before it, not after."""
+    import shutil
+
+    import caprl_index.captioning as captioning
+    import caprl_index.pipeline as pipeline
+    from caprl_index.pipeline import ingest
+    from tests.conftest import EXAMPLES
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(EXAMPLES / "solar-market-report-2024.pdf", docs / "report.pdf")
+    events: list[str] = []
+    real_pool, real_open = pipeline.SplitPool, captioning.open_captioner
+
+    def pool(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("workers")
+        return real_pool(*args, **kwargs)
+
+    async def open_captioner(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("probe")
+        await asyncio.sleep(0.2)
+        return await real_open(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "SplitPool", pool)
+    monkeypatch.setattr(captioning, "open_captioner", open_captioner)
+    stats = ingest([docs], Settings(qdrant_path=tmp_path / "q", captioner="none", workers=2), embedder=embedder)
+    assert events == ["workers", "probe"] and stats.files_indexed == 1
