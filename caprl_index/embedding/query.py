@@ -7,7 +7,7 @@ machine, longer than the whole rest of a search, and 400 MB of memory. The same 
 float32 rounding (`tests/test_embedding.py` and `tests/test_embedding_documents.py` hold them to a cosine
 of 0.9999 against the real model). On document batches it runs at 0.74-0.81x sentence-transformers'
 documents/s on 2 cores, in 320 MB instead of 710 (`benchmarks/bench_embed.py`); ONNX Runtime
-(`onnx_bert.py`, 1.28x) embeds documents by default. For a query it starts in milliseconds (the model file
+(`onnx_bert.py`, 1.28-2.19x) embeds documents by default. For a query it starts in milliseconds (the model file
 is mapped, not read) where the ONNX Runtime encoder first joins and transposes 40 MB of weights (~0.1 s) and
 imports onnxruntime.
 
