@@ -88,26 +88,32 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    g = common.add_argument_group("connection (flags override CAPRL_* environment and caprl-index.toml)")
-    g.add_argument("--vllm-url", help="vLLM base URL(s), comma-separated [CAPRL_VLLM_URL]")
-    g.add_argument("--qdrant-url", help="Qdrant server URL; unset = embedded store [CAPRL_QDRANT_URL]")
-    g.add_argument("--qdrant-path", help="embedded store folder [CAPRL_QDRANT_PATH]")
-    g.add_argument("--collection", help="collection name [CAPRL_COLLECTION]")
-    g.add_argument("--config", help="config file (default ./caprl-index.toml) [CAPRL_CONFIG]")
-    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-
     parser = argparse.ArgumentParser(
         prog="caprl-index",
         description="Index PDFs and slide decks, charts and figures included (CapRL-3B via vLLM), into Qdrant.",
-        parents=[common],
     )
+    _connection_options(parser)
+    # The sub-commands take the same options after their name. Theirs are SUPPRESSed when absent: argparse
+    # copies a sub-parser's defaults over the main parser's values, which would drop
+    # `caprl-index --qdrant-path X ingest ...`'s path and index into the default folder instead.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _connection_options(common)
     parser.add_argument("--version", action="version", version=f"caprl-index {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from caprl_index import commands
 
     commands.register(sub, common)
     return parser
+
+
+def _connection_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection (flags override CAPRL_* environment and caprl-index.toml)")
+    g.add_argument("--vllm-url", help="vLLM base URL(s), comma-separated [CAPRL_VLLM_URL]")
+    g.add_argument("--qdrant-url", help="Qdrant server URL; unset = embedded store [CAPRL_QDRANT_URL]")
+    g.add_argument("--qdrant-path", help="embedded store folder [CAPRL_QDRANT_PATH]")
+    g.add_argument("--collection", help="collection name [CAPRL_COLLECTION]")
+    g.add_argument("--config", help="config file (default ./caprl-index.toml) [CAPRL_CONFIG]")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _quiet_libraries(*, verbose: bool = False) -> None:

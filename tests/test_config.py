@@ -67,6 +67,25 @@ def test_flags_build_settings(tmp_path: Path) -> None:
     assert s.collection == "c1" and s.figures is False and s.qdrant_path == tmp_path and s.shards == 3
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--qdrant-path", "{p}", "--collection", "c1", "-v", "status"],
+        ["status", "--qdrant-path", "{p}", "--collection", "c1", "-v"],
+        ["--qdrant-path", "/elsewhere", "status", "--qdrant-path", "{p}", "-v", "--collection", "c1"],
+    ],
+)
+def test_connection_flags_count_before_and_after_the_command(tmp_path: Path, argv: list[str]) -> None:
+    """`caprl-index --qdrant-path X ingest` (the order --help shows) used to index into ./.caprl-index:
+    the sub-command's unset defaults overwrote the flags given before it."""
+    from caprl_index.cli import build_parser
+
+    args = build_parser().parse_args([a.format(p=tmp_path) for a in argv])
+    s = settings_from_args(args)
+    assert (s.qdrant_path, s.collection, args.verbose) == (tmp_path, "c1", True)
+    assert build_parser().parse_args(["status"]).verbose is False
+
+
 def test_shard_spec_errors() -> None:
     from caprl_index.sources.discover import parse_shard
 
