@@ -536,3 +536,66 @@ def test_vector_paths_are_read_one_at_a_time_as_the_list_form_reads_them() -> No
     expected = [(tuple(d["rect"]), "f" in d["type"]) for d in page.get_cdrawings() if (d["rect"][2] - d["rect"][0]) > 0]
     assert [(p.bbox, p.fill) for p in paths] == expected
     assert one_at_a_time < as_list / 3, (one_at_a_time >> 20, as_list >> 20)
+
+
+def test_ink_clusters_connect_what_touches_within_the_gap_diagonals_included() -> None:
+    """Page ink is grouped into drawings by 8-connected components of an occupancy grid (OpenCV's labels,
+    not scipy.ndimage's: same partition, without scipy's import in every parser)."""
+    import random
+
+    from caprl_index.figures.ink import CELL, cluster_labels
+
+    gap = 6.0
+    # a and b touch only through a corner once padded; c is far away; a frame d holds e, not glued to it
+    boxes = [(10.0, 10.0, 20.0, 20.0), (27.0, 27.0, 33.0, 33.0), (200.0, 200.0, 210.0, 210.0)]
+    boxes += [(300.0, 300.0, 400.0, 400.0), (340.0, 340.0, 360.0, 360.0)]
+    labels = cluster_labels(boxes, [False, False, False, True, False], 612, 792, gap)
+    assert labels[0] == labels[1] and len({labels[0], labels[2], labels[3], labels[4]}) == 4
+
+    def partition(values: list[int]) -> set[frozenset[int]]:
+        return {frozenset(i for i, v in enumerate(values) if v == label) for label in set(values)}
+
+    rng = random.Random(7)
+    for _ in range(15):
+        boxes, outlines = [], []
+        for _ in range(rng.randrange(1, 40)):
+            x, y = rng.uniform(0, 560), rng.uniform(0, 740)
+            boxes.append((x, y, x + rng.uniform(0.5, 50), y + rng.uniform(0.5, 50)))
+            outlines.append(rng.random() < 0.2)
+        got = cluster_labels(boxes, outlines, 612, 792, gap)
+        # the same boxes, grouped by hand: two connect when their padded boxes' cells touch (or through others)
+        cells = [_cells(b, gap, CELL, outline=o) for b, o in zip(boxes, outlines, strict=True)]
+        assert partition(got) == partition(_groups(cells))
+
+
+def _cells(box: tuple, gap: float, cell: float, *, outline: bool) -> set[tuple[int, int]]:
+    """The grid cells a box inks (a large frame only along its edges), as `cluster_labels` marks them."""
+    pad = gap / 2
+    x0, y0 = max(int((box[0] - pad) / cell), 0), max(int((box[1] - pad) / cell), 0)
+    x1, y1 = int((box[2] + pad) / cell) + 1, int((box[3] + pad) / cell) + 1
+    inked = {(y, x) for y in range(y0, y1) for x in range(x0, x1)}
+    if outline and (x1 - x0) > 8 and (y1 - y0) > 8:
+        e = max(1, int(gap / cell))
+        inked = {(y, x) for y, x in inked if y < y0 + e or y >= y1 - e or x < x0 + e or x >= x1 - e}
+    return inked
+
+
+def _groups(cells: list[set[tuple[int, int]]]) -> list[int]:
+    """Union-find over the boxes whose cells touch: each box's group."""
+    parent = list(range(len(cells)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(cells)):
+        for j in range(i):
+            if _touch(cells[i], cells[j]):
+                parent[find(i)] = find(j)
+    return [find(i) for i in range(len(cells))]
+
+
+def _touch(a: set[tuple[int, int]], b: set[tuple[int, int]]) -> bool:
+    return any((y + dy, x + dx) in b for y, x in a for dy in (-1, 0, 1) for dx in (-1, 0, 1))
