@@ -220,3 +220,51 @@ def test_generic_servers_get_only_openai_fields(tmp_path: Path) -> None:
     assert good[0].source == "vllm"
     # Told it is vLLM, the client sends repetition_penalty: a plain 400, never retried.
     assert statuses == [200, 400] and "repetition_penalty" in (forced[0].error or "")
+
+
+def test_no_server_is_told_from_one_tcp_connection_without_importing_the_sdk(tmp_path: Path) -> None:
+    """The laptop case (no caption server): the probe answers with the reason, and neither the OpenAI SDK
+    nor its TLS context is loaded for it (~0.5 s of a cold ingest)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    code = (
+        "import asyncio, json, sys\n"
+        "from caprl_index.captioning import probe_servers\n"
+        "from caprl_index.config import Settings\n"
+        f"urls = ['http://127.0.0.1:{port}/v1', 'http://no-such-host.invalid/v1']\n"
+        f"probes = asyncio.run(probe_servers(Settings(vllm_url=urls, qdrant_path={str(tmp_path)!r})))\n"
+        "print(json.dumps([[p.ok, p.error] for p in probes] + ['openai' in sys.modules]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    (ok1, refused), (ok2, unknown), sdk = json.loads(out.stdout)
+    assert not ok1 and f"127.0.0.1:{port}" in refused and "connection refused" in refused
+    assert not ok2 and "cannot resolve host 'no-such-host.invalid'" in unknown
+    assert sdk is False
+
+
+def test_the_tcp_check_leaves_listening_servers_and_proxies_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from caprl_index.captioning.discovery import unreachable
+    from tests.conftest import free_port
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    assert "connection refused" in (asyncio.run(unreachable(closed)) or "")
+    with socket.socket() as listening:  # accepts, whatever it speaks: what it serves is the SDK's question
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert asyncio.run(unreachable(f"http://127.0.0.1:{listening.getsockname()[1]}/v1")) is None
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")  # the proxy may reach what we cannot
+    assert asyncio.run(unreachable(closed)) is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert "connection refused" in (asyncio.run(unreachable(closed)) or "")

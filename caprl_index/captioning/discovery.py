@@ -17,6 +17,7 @@ Every server answers ``GET /v1/models``; what else it says differs, and each kin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -71,9 +72,12 @@ async def probe_servers(settings: Settings) -> list[ServerProbe]:
 
 
 async def probe(url: str, settings: Settings) -> ServerProbe:
+    start = time.perf_counter()
+    refused = await unreachable(url)
+    if refused is not None:
+        return ServerProbe(url, False, latency_s=time.perf_counter() - start, error=refused)
     import openai
 
-    start = time.perf_counter()
     try:
         async with make_client(url, settings, PROBE_TIMEOUT_S) as client:
             cards = await _models(client)
@@ -86,6 +90,46 @@ async def probe(url: str, settings: Settings) -> ServerProbe:
     except (openai.OpenAIError, ValueError, KeyError, TypeError) as exc:
         return ServerProbe(url, False, latency_s=time.perf_counter() - start, error=describe_error(exc))
     return _result(url, settings, cards, served, kind, kind_source, facts, time.perf_counter() - start)
+
+
+async def unreachable(url: str) -> str | None:
+    """Why nothing can answer at `url` (connection refused, unknown host, no answer in the probe's time),
+    learnt from one bare TCP connection; None when something accepts it (the SDK's probe then asks what it
+    serves), or when a proxy would carry the requests.
+
+    A laptop without a caption server is the common case: this answers it without importing the OpenAI SDK
+    and building its TLS context (~0.5 s of a 5 s cold ingest)."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is no number: the SDK says so
+        return None
+    if not host or port is None or (urllib.request.getproxies_environment() and not _bypassed(host)):
+        return None
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT_S)
+    except (TimeoutError, asyncio.TimeoutError):
+        return f"Connection error: {host}:{port} did not accept a connection within {PROBE_TIMEOUT_S:g} s"
+    except socket.gaierror as exc:
+        return f"Connection error: cannot resolve host {host!r} ({exc.strerror or exc})"
+    except OSError as exc:
+        refused = isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc)
+        why = "connection refused: is the server running, on this port?" if refused else (exc.strerror or str(exc))
+        return f"Connection error: nothing accepts connections at {host}:{port} ({why})"
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+def _bypassed(host: str) -> bool:
+    import urllib.request
+
+    return bool(urllib.request.proxy_bypass_environment(host))
 
 
 def _result(
