@@ -129,7 +129,7 @@ async def unreachable(url: str) -> str | None:
 def _bypassed(host: str) -> bool:
     import urllib.request
 
-    return bool(urllib.request.proxy_bypass_environment(host))
+    return bool(urllib.request.proxy_bypass(host))  # NO_PROXY (and, off Linux, the system settings)
 
 
 def _result(
