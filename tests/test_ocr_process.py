@@ -82,3 +82,22 @@ def test_the_ocr_process_stops_with_the_run(tmp_path: Path, embedder) -> None:
     assert stats.files_indexed == 1 and not stats.failures
     assert not live_pids()
     assert not [c for c in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+
+
+def test_closing_stops_the_ocr_process_without_waiting_for_the_supervisors_poll(monkeypatch) -> None:
+    """close() used to join the supervisor first, which noticed only at its next poll (0-0.5 s at the end
+    of every ingest). With the poll at 60 s, a close that waits for it would take about a minute."""
+    import time
+
+    import psutil
+
+    from caprl_index.sources.ocr_service import OcrService, live_pids
+
+    monkeypatch.setattr(OcrService, "poll_s", 60.0)
+    service = OcrService(1)
+    pid = service.pid
+    time.sleep(0.5)  # the supervisor is inside its join now
+    start = time.monotonic()
+    service.close()
+    assert time.monotonic() - start < 20
+    assert pid not in live_pids() and not psutil.pid_exists(pid or 0)

@@ -83,9 +83,11 @@ class OcrService:
         self._proc = proc
         _live.add(proc.pid or 0)
 
+    poll_s = 0.5  # how often the supervisor looks for a dead OCR process
+
     def _supervise(self) -> None:
         while not self._closing.is_set():
-            self._proc.join(timeout=0.5)
+            self._proc.join(timeout=self.poll_s)
             if self._proc.exitcode is None or self._closing.is_set():
                 continue
             _live.discard(self._proc.pid)
@@ -95,10 +97,14 @@ class OcrService:
 
     def close(self) -> None:
         self._closing.set()
-        self._watch.join()
+        # Stopping the process first ends the supervisor's join at once instead of at its next poll
+        # (0-0.5 s, the last thing a cold ingest waited for).
         if self._proc.is_alive():
             self._proc.terminate()
-            self._proc.join(5)
+        self._watch.join()
+        if self._proc.is_alive():  # one the supervisor started meanwhile, after the old one died
+            self._proc.terminate()
+        self._proc.join(5)
         _live.discard(self._proc.pid)
         shutil.rmtree(self._dir, ignore_errors=True)
 
