@@ -47,6 +47,8 @@ def live_pids() -> frozenset[int]:
 class OcrService:
     """The parent's handle on the OCR process: starts it, restarts it when it dies, stops it."""
 
+    poll_s = 0.5  # how often the supervisor looks for a dead OCR process
+
     def __init__(self, engines: int, threads: int = 1) -> None:
         self.engines = max(1, engines)
         self.threads = max(1, threads)  # ONNX Runtime threads of each engine
@@ -82,8 +84,6 @@ class OcrService:
             proc.start()
         self._proc = proc
         _live.add(proc.pid or 0)
-
-    poll_s = 0.5  # how often the supervisor looks for a dead OCR process
 
     def _supervise(self) -> None:
         while not self._closing.is_set():
