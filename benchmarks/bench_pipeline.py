@@ -13,10 +13,12 @@ keeps it); figures detected per second per core (split) and the simulated vLLM's
 --compare-ocr-in-workers runs e2e a second time, on the same pages, with an OCR engine in every worker
 (the layout before the OCR process) for a before/after in one run; `--variant NAME:KEY=VALUE,...` runs it
 again with other settings (`--compare-lean` = lean:ocr_engines=1; `torch:embed_backend=torch` = documents
-on sentence-transformers).
+on sentence-transformers); `--embed-server` runs it again with documents embedded by a loopback
+/v1/embeddings server (the GPU box embedding as well as captioning: what 2 cores feed a GPU without the
+embedding model's CPU time). Each run's CPU seconds by process role say where the cores went.
 
     python benchmarks/bench_pipeline.py [--corpus DIR ...] [--max-pages N] [--slots 16] [--ms-per-token 2]
-        [--rss-csv FILE] [--compare-ocr-in-workers] [--e2e-only] [--variant NAME:KEY=VALUE,...]
+        [--rss-csv FILE] [--compare-ocr-in-workers] [--e2e-only] [--embed-server] [--variant NAME:KEY=VALUE,...]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from caprl_index.config import Settings  # noqa: E402
 from caprl_index.pipeline import ingest  # noqa: E402
 from caprl_index.sources.discover import iter_paths, source_file  # noqa: E402
+from caprl_index.testing.fake_embeddings import FakeEmbeddings  # noqa: E402
 from caprl_index.testing.fake_vllm import FakeVLLM  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -250,7 +253,8 @@ def main() -> None:
     with fake as srv, tempfile.TemporaryDirectory() as tmp, RssTimeline(args.interval) as rss:
 
         def settings(tag: str, **extra) -> Settings:
-            return Settings(vllm_url=[srv.url], qdrant_path=Path(tmp) / tag / "qdrant", captioner="vllm", **extra)
+            options = {"captioner": "vllm", **extra}  # a variant may set its own captioner (`none`, `ocr`)
+            return Settings(vllm_url=[srv.url], qdrant_path=Path(tmp) / tag / "qdrant", **options)
 
         if args.e2e_only:
             n_pages, n_fig, n_txt, split_s, cap_s, emb_s, store_s = page_count(files), 0, 0, 0.0, 0.0, 0.0, 0.0
@@ -273,6 +277,10 @@ def main() -> None:
             args.variant.append("lean:ocr_engines=1")
         for name, extra in map(parse_variant, args.variant):
             runs[f"e2e-{name}"] = run_e2e(files, settings(f"e2e-{name}", **extra), srv, rss, f"e2e-{name}", n_pages)
+        if args.embed_server:  # the GPU box embeds too: a loopback /v1/embeddings that costs these cores nothing
+            with FakeEmbeddings() as emb:
+                remote = settings("e2e-embed-server", embed_url=emb.url, embed_model="gpu-embedder")
+                runs["e2e-embed-server"] = run_e2e(files, remote, srv, rss, "e2e-embed-server", n_pages)
         calls_before, requests_before = embedder.calls, len(srv.chat_requests)
         start = time.perf_counter()
         again = ingest(files, settings("e2e"), embedder=embedder)
@@ -310,6 +318,9 @@ def main() -> None:
         print(f"ratio e2e (OCR process) / e2e-before (OCR in every worker): {e2e_s / before:.2f}  (target <= 1.05)")
     for name, extra in map(parse_variant, args.variant):
         print(f"ratio e2e-{name} ({extra}) / e2e: {runs[f'e2e-{name}']['wall'] / e2e_s:.2f}")
+    if "e2e-embed-server" in runs:
+        print(f"ratio e2e-embed-server (documents embedded by a server, not these cores) / e2e: "
+              f"{runs['e2e-embed-server']['wall'] / e2e_s:.2f}")  # fmt: skip
     print(rss.report())
     print(f"(target: peak RSS of the tree <= 1536 MiB at 1,000 pages; this run: {n_pages} pages)")
     if args.rss_csv:
@@ -343,6 +354,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--e2e-only", action="store_true", help="skip the stage-by-stage runs (long corpora)")
     ap.add_argument("--compare-lean", action="store_true",
                     help="run e2e again with CAPRL_OCR_ENGINES=1 (one OCR engine)")  # fmt: skip
+    ap.add_argument("--embed-server", action="store_true",
+                    help="run e2e again with documents embedded by a loopback /v1/embeddings server (an embedding "
+                         "model on the GPU box; hashed-word vectors: for throughput, not retrieval)")  # fmt: skip
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                     help="run e2e again with these settings, e.g. torch:embed_backend=torch (repeatable)")  # fmt: skip
     return ap.parse_args()

@@ -3,7 +3,8 @@
 A sampler thread reads the RSS of this process and of each descendant every `interval_s` and tags the
 sample with `stage` (set by the benchmark as it moves on). The summary gives the peak of the whole tree
 per stage and the peak of each process role (parent, parser workers, the OCR process), which is where a
-memory budget is won or lost; `write_csv` keeps the raw timeline for plotting.
+memory budget is won or lost, and the CPU seconds each role spent (where the cores went); `write_csv` keeps
+the raw timeline for plotting.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Sample:
     pid: int
     role: str
     rss: int  # bytes
+    cpu: float  # user + system CPU seconds of the process so far
 
 
 def _role(proc: object, me: int) -> str:
@@ -74,7 +76,9 @@ class RssTimeline:
             for proc in [self.proc, *self.proc.children(recursive=True)]:
                 with contextlib.suppress(Exception):  # a worker may exit between listing and reading
                     role = self.names.get(proc.pid) or _role(proc, me)
-                    self.samples.append(Sample(t, stage, proc.pid, role, proc.memory_info().rss))
+                    times = proc.cpu_times()
+                    cpu = times.user + times.system
+                    self.samples.append(Sample(t, stage, proc.pid, role, proc.memory_info().rss, cpu))
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> RssTimeline:
@@ -110,6 +114,19 @@ class RssTimeline:
             pids.setdefault(s.role, set()).add(s.pid)
         return {role: (peak[role], len(pids[role])) for role in peak}
 
+    def role_cpu(self, run: str) -> dict[str, float]:
+        """CPU seconds per role in `run`, summed over its processes (each read at its last sample, so a
+        process that exits loses at most one interval): where the cores went. This script's own process is
+        left out (its CPU is the benchmark's, counted since it started)."""
+        last: dict[int, Sample] = {}
+        for s in self.samples:
+            if s.stage.split(":")[0] == run and s.role != "bench":
+                last[s.pid] = s
+        cpu: dict[str, float] = {}
+        for s in last.values():
+            cpu[s.role] = cpu.get(s.role, 0.0) + s.cpu
+        return cpu
+
     def report(self) -> str:
         mib = 2**20
         lines = ["peak RSS of the process tree by stage:"]
@@ -118,11 +135,15 @@ class RssTimeline:
             roles = self.role_peaks(prefix)
             parts = [f"{role} {rss / mib:.0f} MiB (x{n})" for role, (rss, n) in sorted(roles.items())]
             lines.append(f"  per process in {prefix}: " + ", ".join(parts))
+            cpu = {role: s for role, s in sorted(self.role_cpu(prefix).items()) if s >= 0.05}
+            if cpu:
+                spent = ", ".join(f"{role} {s:.1f} s" for role, s in cpu.items())
+                lines.append(f"  CPU time in {prefix}: {spent} (total {sum(cpu.values()):.1f} s)")
         return "\n".join(lines)
 
     def write_csv(self, path: Path) -> None:
         with path.open("w", newline="") as fh:
             out = csv.writer(fh)
-            out.writerow(["t_s", "stage", "pid", "role", "rss_mib"])
+            out.writerow(["t_s", "stage", "pid", "role", "rss_mib", "cpu_s"])
             for s in self.samples:
-                out.writerow([f"{s.t:.2f}", s.stage, s.pid, s.role, f"{s.rss / 2**20:.1f}"])
+                out.writerow([f"{s.t:.2f}", s.stage, s.pid, s.role, f"{s.rss / 2**20:.1f}", f"{s.cpu:.2f}"])
