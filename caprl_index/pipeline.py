@@ -8,6 +8,7 @@ flat whatever the corpus size. Per-file errors are collected; the run goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -24,8 +25,8 @@ from caprl_index.errors import CaprlError, ConfigError, DocumentError, Embedding
 from caprl_index.evidence import open_image_store
 from caprl_index.evidence.gc import remove_file
 from caprl_index.evidence.keep import PageImages, save_images
-from caprl_index.flow import ByteBudget
-from caprl_index.models import Caption, Chunk, FileFailure, ParsedPage, RunStats, SourceFile
+from caprl_index.flow import ByteBudget, Slot
+from caprl_index.models import Caption, Chunk, Figure, FileFailure, ParsedPage, RunStats, SourceFile
 from caprl_index.plan import FilePlan, fingerprint, plan_files
 from caprl_index.progress import Reporter
 from caprl_index.store import NewPoint, QdrantStore, payload, point_id
@@ -40,6 +41,11 @@ PAGES_PER_BATCH = 8
 # batches of high-resolution scans or photos reach tens of MB each, and then the bytes do.
 IN_FLIGHT_BYTES = 64 << 20
 FIRST_BATCH_BYTES = PAGES_PER_BATCH * 256 * 1024  # the estimate until a batch has been parsed
+# A batch whose text is stored but whose figures still wait for captions gives its slot back, so the next
+# pages are parsed while the caption server catches up: a backlog built on figure-rich pages is worked off
+# on text-only ones instead of leaving the GPU idle there. Its crops (~130 KB each on real reports) count
+# here instead, up to this many bytes: ~250 figures, about a minute's work for a GPU taking 4 captions/s.
+CAPTION_BACKLOG_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,9 @@ class _Run:
         self._store_thread = store_thread or ThreadPoolExecutor(1, thread_name_prefix="caprl-store")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="caprl-embed")
         workers = settings.worker_count
-        self._batch_slots = asyncio.Semaphore(max(8, 4 * workers))
+        self._batch_slots = asyncio.Semaphore(batch_slots(workers))
         self._held_bytes = ByteBudget(IN_FLIGHT_BYTES, first_estimate=FIRST_BATCH_BYTES)
+        self._caption_backlog = ByteBudget(CAPTION_BACKLOG_BYTES, first_estimate=0)
         self._file_slots = asyncio.Semaphore(max(4, 2 * workers))
 
     async def execute(self, paths: Sequence[str | Path]) -> RunStats:
@@ -193,9 +200,9 @@ class _Run:
         return _captioner_source(self.captioner) == "vllm"
 
     async def _guarded_file(self, file: SourceFile) -> None:
-        async with self._file_slots:
+        async with Slot(self._file_slots) as slot:
             try:
-                await self._process_file(file)
+                await self._process_file(file, slot.release)
             except DocumentError as exc:
                 await self._file_failed(file, exc.reason)
                 if self.options.strict:
@@ -216,7 +223,9 @@ class _Run:
         await self._in_store(record_failure, self.store, file.path, file, reason)
         self._fail(file.path, reason)
 
-    async def _process_file(self, file: SourceFile) -> None:
+    async def _process_file(self, file: SourceFile, parsed: Callable[[], None]) -> None:
+        """Split, embed and store one file; `parsed()` is called once every page is parsed and its text stored
+        (what is left is waiting for captions: the file's slot goes to the next file)."""
         from caprl_index.sources import prepare
 
         workdir = tempfile.mkdtemp(prefix="caprl-")
@@ -229,40 +238,62 @@ class _Run:
                 (s, min(s + PAGES_PER_BATCH, prepared.page_count))
                 for s in range(0, prepared.page_count, PAGES_PER_BATCH)
             ]
-            results = await asyncio.gather(*(self._process_batch(prepared, a, b) for a, b in ranges))
+            left = len(ranges)
+
+            def batch_parsed() -> None:
+                nonlocal left
+                left -= 1
+                if left == 0:
+                    parsed()
+
+            batches = [asyncio.ensure_future(self._process_batch(prepared, a, b, batch_parsed)) for a, b in ranges]
+            try:
+                results = await asyncio.gather(*batches)
+            except BaseException:  # the file fails as a whole: its other batches stop before it is cleaned up
+                for batch in batches:
+                    batch.cancel()
+                await asyncio.gather(*batches, return_exceptions=True)
+                raise
             await self._finish_file(file, prepared.page_count, results)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _process_batch(self, prepared: Any, start: int, stop: int) -> _BatchResult:
-        async with self._batch_slots, self._held_bytes.hold() as settle:
-            pages: list[ParsedPage] = await self._in_pool(parse_batch, prepared, start, stop, self.settings)
-            await settle(sum(map(_page_bytes, pages)))
-            if not self.settings.figures:
-                pages = [dataclasses.replace(p, figures=()) for p in pages]
-            images = await self._keep_images(prepared.file, pages)  # before any point refers to them
-            n_fig = sum(len(p.figures) for p in pages)
-            self.reporter.pages_done(len(pages), n_fig)
-            # Captions run while the page text is embedded and stored: text never waits for the GPU.
-            captioning = asyncio.ensure_future(asyncio.gather(*(self._caption_page(p) for p in pages)))
-            captioning.add_done_callback(_retrieved)  # its error is raised below, or superseded by another
-            try:
-                chunker = await asyncio.shield(self._chunker_ready)
-                file, count = prepared.file, prepared.page_count
-                texts = [images.attach(c) for p in pages for c in chunker.text_chunks(file, count, p)]
-                ids = await self._store_chunks(texts)
+    async def _process_batch(self, prepared: Any, start: int, stop: int, parsed: Callable[[], None]) -> _BatchResult:
+        captioning: asyncio.Future[list[list[Caption]]] | None = None
+        try:
+            async with contextlib.AsyncExitStack() as backlog:
+                async with self._batch_slots, self._held_bytes.hold() as settle:
+                    pages: list[ParsedPage] = await self._in_pool(parse_batch, prepared, start, stop, self.settings)
+                    await settle(sum(map(_page_bytes, pages)))
+                    if not self.settings.figures:
+                        pages = [dataclasses.replace(p, figures=()) for p in pages]
+                    images = await self._keep_images(prepared.file, pages)  # before any point refers to them
+                    n_fig = sum(len(p.figures) for p in pages)
+                    self.reporter.pages_done(len(pages), n_fig)
+                    # Captions run while the page text is embedded and stored: text never waits for the GPU.
+                    captioning = asyncio.ensure_future(asyncio.gather(*(self._caption(p.figures) for p in pages)))
+                    captioning.add_done_callback(_retrieved)  # its error is raised below, or superseded by another
+                    chunker = await asyncio.shield(self._chunker_ready)
+                    file, count = prepared.file, prepared.page_count
+                    texts = [images.attach(c) for p in pages for c in chunker.text_chunks(file, count, p)]
+                    ids = await self._store_chunks(texts)
+                    if not captioning.done():  # wait out of the batch's slot, its crops in the caption backlog
+                        crops = sum(len(f.image) for p in pages for f in p.figures)
+                        await backlog.enter_async_context(self._caption_backlog.hold(crops))
+                    pages = [dataclasses.replace(p, render=None, thumb=None) for p in pages]  # kept on disk
+                parsed()
                 captions = await captioning
-            finally:
-                if not captioning.done():
-                    captioning.cancel()
             figure_chunks = [
                 images.attach(c)
                 for p, caps in zip(pages, captions, strict=True)
                 for c in chunker.figure_chunks(file, count, p, caps)
             ]
             ids += await self._store_chunks(figure_chunks)
-            flat = [cap for caps in captions for cap in caps]
-            return _BatchResult(ids=ids, pages=len(pages), captions=flat)
+        finally:
+            if captioning is not None and not captioning.done():
+                captioning.cancel()
+        flat = [cap for caps in captions for cap in caps]
+        return _BatchResult(ids=ids, pages=len(pages), captions=flat)
 
     async def _keep_images(self, file: SourceFile, pages: list[ParsedPage]) -> PageImages:
         """Write the batch's page renders and crops to the image store (file IO: a worker thread)."""
@@ -283,10 +314,11 @@ class _Run:
         await self._in_store(self.store.upsert, points)
         return ids
 
-    async def _caption_page(self, parsed: ParsedPage) -> list[Caption]:
-        if not parsed.figures:
+    async def _caption(self, figures: Sequence[Figure]) -> list[Caption]:
+        """Captions of one page's figures (only the figures are kept alive for this, not the page's renders)."""
+        if not figures:
             return []
-        captions = await asyncio.gather(*(self.captioner.caption(f) for f in parsed.figures))
+        captions = await asyncio.gather(*(self.captioner.caption(f) for f in figures))
         self.reporter.captions_done(len(captions))
         return list(captions)
 
@@ -348,6 +380,11 @@ class _BatchResult:
     ids: list[str]
     pages: int
     captions: list[Caption]
+
+
+def batch_slots(workers: int) -> int:
+    """Batches parsed, or embedded and stored, at once (those waiting only for captions are not counted)."""
+    return max(8, 4 * workers)
 
 
 def _warm_chunker(**kwargs: Any) -> Chunker:

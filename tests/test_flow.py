@@ -71,6 +71,45 @@ def test_mixed_sizes_track_what_is_held() -> None:
     assert budget.peak >= state["max_settled"]  # the budget counts at least what is really held
 
 
+def test_a_slot_given_back_early_is_given_back_once() -> None:
+    """A file gives its slot to the next file once its pages are parsed; leaving later must not free a second."""
+    from caprl_index.flow import Slot
+
+    async def main() -> list[bool]:
+        semaphore = asyncio.Semaphore(1)
+        seen = []
+        async with Slot(semaphore) as slot:
+            seen.append(semaphore.locked())
+            slot.release()
+            seen.append(semaphore.locked())
+            async with Slot(semaphore):  # the next file runs meanwhile
+                seen.append(semaphore.locked())
+            slot.release()
+        seen.append(semaphore.locked())
+        await semaphore.acquire()
+        seen.append(semaphore.locked())  # one slot, as at the start: not two
+        return seen
+
+    assert asyncio.run(main()) == [True, False, True, False, True]
+
+
+def test_a_known_size_is_admitted_on_that_size() -> None:
+    budget = ByteBudget(limit=1_000, first_estimate=1)
+
+    async def main() -> list[int]:
+        seen = []
+        async with budget.hold(600):
+            seen.append(budget.used)
+            waiting = asyncio.ensure_future(budget.hold(600).__aenter__())
+            await asyncio.sleep(0.01)
+            seen.append(int(waiting.done()))  # 600 + 600 > 1,000: it waits, whatever the estimate
+        await waiting
+        seen.append(budget.used)
+        return seen
+
+    assert asyncio.run(main()) == [600, 0, 600]
+
+
 @pytest.mark.slow
 def test_pipeline_holds_to_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder) -> None:
     """A budget of one byte runs the batches one at a time and indexes the same points as the default
@@ -90,8 +129,8 @@ def test_pipeline_holds_to_the_budget(tmp_path: Path, monkeypatch: pytest.Monkey
             self.holders = self.max_holders = 0
             self.sizes: list[int] = []
 
-        def hold(self):  # type: ignore[override]
-            outer = super().hold()
+        def hold(self, *args):  # type: ignore[override]
+            outer = super().hold(*args)
             budget = self
 
             class Counted:
@@ -120,9 +159,72 @@ def test_pipeline_holds_to_the_budget(tmp_path: Path, monkeypatch: pytest.Monkey
         stats = pipeline.ingest([docs], settings, embedder=embedder)
         assert stats.files_failed == 0 and stats.files_indexed >= 3
         counts.append(stats.points)
-    default, tiny = budgets
+    default, tiny = [b for b in budgets if b.limit != pipeline.CAPTION_BACKLOG_BYTES]  # the parsed batches'
     assert default.max_holders > 1 and tiny.max_holders == 1
     assert sorted(default.sizes) == sorted(tiny.sizes) and min(tiny.sizes) > 0  # the same batches, measured
     assert tiny.peak == max(pipeline.FIRST_BATCH_BYTES, *tiny.sizes)  # one batch held at a time
     assert default.peak > max(tiny.sizes)
     assert counts[0] == counts[1] and default.used == tiny.used == 0
+
+
+@pytest.mark.slow
+def test_batches_waiting_for_captions_let_the_next_pages_parse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder
+) -> None:
+    """One batch slot and a caption server slower than the parser: every page is parsed while most captions
+    are still to come, because a batch that only waits for captions gives its slot back. A caption backlog
+    of one byte holds the next batch until the previous one's captions are in, as a held slot did."""
+    import caprl_index.pipeline as pipeline
+    from caprl_index.config import Settings
+    from caprl_index.progress import Reporter
+    from caprl_index.testing.fake_vllm import FakeVLLM
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _picture_book(docs / "survey-photos.pdf", pages=3 * pipeline.PAGES_PER_BATCH)
+
+    class Timeline(Reporter):
+        def __init__(self) -> None:
+            self.figures = self.captions = self.captions_when_all_parsed = 0
+
+        def pages_done(self, n: int, figures: int) -> None:
+            self.figures += figures
+            self.captions_when_all_parsed = self.captions  # the last call is the last batch parsed
+
+        def captions_done(self, n: int) -> None:
+            self.captions += n
+
+    monkeypatch.setattr(pipeline, "batch_slots", lambda workers: 1)
+    runs = []
+    with FakeVLLM(model="caprl", latency_s=0.5, max_num_seqs=1) as srv:
+        for backlog in (pipeline.CAPTION_BACKLOG_BYTES, 1):
+            monkeypatch.setattr(pipeline, "CAPTION_BACKLOG_BYTES", backlog)
+            settings = Settings(qdrant_path=tmp_path / f"q{backlog}", vllm_url=[srv.url], captioner="vllm", ocr=False)
+            timeline = Timeline()
+            stats = pipeline.ingest([docs], settings, reporter=timeline, embedder=embedder)
+            assert stats.files_failed == 0 and stats.files_indexed == 1
+            assert timeline.captions == timeline.figures == stats.figures == 3 * pipeline.PAGES_PER_BATCH
+            assert stats.captions_by_source == {"vllm": stats.figures}
+            runs.append((timeline.captions_when_all_parsed, stats.points, stats.figures))
+    (loose, points, figures), (tight, tight_points, _) = runs
+    assert points == tight_points
+    assert loose <= figures // 3, runs  # parsed ahead: the server still had most figures to caption
+    assert tight > loose, runs
+
+
+def _picture_book(path: Path, pages: int) -> None:
+    """A PDF of `pages` pages, each with a paragraph and one photo-like picture (a figure to caption)."""
+    import numpy as np
+    import pymupdf
+
+    doc = pymupdf.open()
+    for i in range(pages):
+        page = doc.new_page()
+        page.insert_text((72, 72), f"Site {i + 1}: the survey team photographed the north wall before repairs.")
+        rng = np.random.default_rng(i)
+        y, x = np.mgrid[0:240, 0:360]
+        rgb = np.stack([(x + 40 * i) % 256, (y * 2) % 256, rng.integers(0, 256, (240, 360))], -1).astype(np.uint8)
+        pix = pymupdf.Pixmap(pymupdf.csRGB, 360, 240, rgb.tobytes(), False)
+        page.insert_image(pymupdf.Rect(72, 120, 432, 360), pixmap=pix)
+    doc.save(path)
+    doc.close()
