@@ -64,6 +64,7 @@ class RssTimeline:
         self.stage = "idle"
         self.names: dict[int, str] = {}  # roles the benchmark knows better than the cmdline (its e2e child)
         self.samples: list[Sample] = []
+        self._roles: dict[int, str] = {}
         self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-timeline", daemon=True)
@@ -75,7 +76,9 @@ class RssTimeline:
             stage = self.stage
             for proc in [self.proc, *self.proc.children(recursive=True)]:
                 with contextlib.suppress(Exception):  # a worker may exit between listing and reading
-                    role = self.names.get(proc.pid) or _role(proc, me)
+                    role = self.names.get(proc.pid) or self._roles.get(proc.pid) or _role(proc, me)
+                    if role != "other":  # a process keeps its role once known (an exiting one reads as other)
+                        self._roles[proc.pid] = role
                     times = proc.cpu_times()
                     cpu = times.user + times.system
                     self.samples.append(Sample(t, stage, proc.pid, role, proc.memory_info().rss, cpu))
