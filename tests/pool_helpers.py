@@ -53,3 +53,23 @@ def ocr_after_killing(ocr_pid: int) -> tuple[str, str]:
     except OcrUnavailable as exc:
         error = str(exc)
     return error, ocr_text(image)
+
+
+class _TeardownMarker:
+    """Writes into its (empty) file when the interpreter tears its modules down, and with them this object.
+    What `__del__` needs is bound now: module globals and builtins may be gone by then."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+
+    def __del__(self, write=os.write) -> None:
+        write(self.fd, b"torn down")
+
+
+_kept: list[_TeardownMarker] = []
+
+
+def mark_teardown(path: str) -> int:
+    """Keep an object in this worker that writes into `path` if the worker's interpreter is torn down."""
+    _kept.append(_TeardownMarker(path))
+    return os.getpid()

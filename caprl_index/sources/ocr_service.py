@@ -166,7 +166,7 @@ def serve(address: str, authkey: bytes, engines: int, parent_pid: int, threads: 
     each engine on `threads` ONNX Runtime threads."""
     from caprl_index.workers import worker_init
 
-    worker_init(parent_pid)
+    worker_init(parent_pid, exit_fast=False)  # this process ends by SIGTERM; a crash keeps its exit status
     _name_process(b"caprl-ocr")
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     with contextlib.suppress(FileNotFoundError):
