@@ -76,9 +76,10 @@ class RssTimeline:
             stage = self.stage
             for proc in [self.proc, *self.proc.children(recursive=True)]:
                 with contextlib.suppress(Exception):  # a worker may exit between listing and reading
-                    role = self.names.get(proc.pid) or self._roles.get(proc.pid) or _role(proc, me)
-                    if role != "other":  # a process keeps its role once known (an exiting one reads as other)
-                        self._roles[proc.pid] = role
+                    role = self.names.get(proc.pid) or _role(proc, me)
+                    if role == "other":  # an exiting process cannot be read: it keeps the role it had
+                        role = self._roles.get(proc.pid, role)
+                    self._roles[proc.pid] = role  # (the OCR process reads as a worker until it names itself)
                     times = proc.cpu_times()
                     cpu = times.user + times.system
                     self.samples.append(Sample(t, stage, proc.pid, role, proc.memory_info().rss, cpu))
