@@ -217,6 +217,51 @@ def test_batches_waiting_for_captions_let_the_next_pages_parse(
     assert tight >= batch, runs
 
 
+@pytest.mark.slow
+def test_a_failing_file_stops_its_other_batches_before_it_is_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder
+) -> None:
+    """A batch of a file fails while another batch of it is still parsing: that one is stopped before the file's
+    partial points are removed, instead of writing its own afterwards (points of a failed file, which
+    `status` and the next ingest would not know about). A second, slower file keeps the run going."""
+    import caprl_index.pipeline as pipeline
+    from caprl_index.config import Settings
+    from caprl_index.errors import CorruptFile
+    from caprl_index.store import PointFilter, QdrantStore
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    _picture_book(docs / "failing.pdf", pages=2 * pipeline.PAGES_PER_BATCH)
+    _picture_book(docs / "slow.pdf", pages=pipeline.PAGES_PER_BATCH)
+    real = pipeline._Run._in_pool
+    stopped = []
+
+    async def in_pool(self, fn, *args):  # type: ignore[no-untyped-def]
+        if fn is pipeline.parse_batch:
+            name, start = Path(args[0].file.path).name, args[1]
+            if name == "failing.pdf" and start > 0:
+                raise CorruptFile(args[0].file.path, "page 9 is broken")
+            try:
+                await asyncio.sleep(1.5 if name == "failing.pdf" else 4.0)  # still parsing when its sibling fails
+            except asyncio.CancelledError:
+                stopped.append(name)
+                raise
+        return await real(self, fn, *args)
+
+    monkeypatch.setattr(pipeline._Run, "_in_pool", in_pool)
+    settings = Settings(qdrant_path=tmp_path / "q", captioner="none", ocr=False)
+    stats = pipeline.ingest([docs], settings, embedder=embedder)
+    assert stats.files_failed == 1 and stats.files_indexed == 1
+    assert [Path(f.path).name for f in stats.failures] == ["failing.pdf"] and "page 9" in stats.failures[0].reason
+    assert stopped == ["failing.pdf"]
+    store = QdrantStore(settings, create=False)
+    try:
+        assert store.count(PointFilter(file_paths=(str(docs / "failing.pdf"),))) == 0
+        assert store.count(PointFilter(file_paths=(str(docs / "slow.pdf"),))) > 0
+    finally:
+        store.close()
+
+
 def _picture_book(path: Path, pages: int) -> None:
     """A PDF of `pages` pages, each with a paragraph and one photo-like picture (a figure to caption)."""
     import numpy as np
