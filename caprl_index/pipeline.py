@@ -2,7 +2,9 @@
 
 Files are split on worker processes in page batches while captions of earlier batches are in flight and
 finished batches are embedded and upserted. Semaphores bound the batches alive at once, so memory stays
-flat whatever the corpus size. Per-file errors are collected; the run goes on.
+flat whatever the corpus size; a batch that only waits for captions leaves them for a byte-bounded caption
+backlog, so parsing goes on while the caption server catches up. Per-file errors are collected; the run goes
+on, and a file that fails stops its other batches first.
 """
 
 from __future__ import annotations
