@@ -143,11 +143,14 @@ def worker_init(parent_pid: int, ocr_client: tuple[str, bytes] | None = None, *,
 
 
 def _exit_without_teardown() -> None:
-    """A parser process's last step, once its work loop has returned and multiprocessing has cleaned up (the
-    first atexit handler to run: registered last): end the process without tearing its interpreter down.
-    That teardown (every module, MuPDF, OpenCV) took 0.1-0.3 s at the end of each run while the pool waited
-    for it, and a recycled worker's replacement waited as long. Nothing is left to flush but the streams.
+    """A parser process's last step, once its work loop has returned and multiprocessing has cleaned up: end
+    it without tearing its interpreter down. That teardown (every module, MuPDF, OpenCV) took 0.1-0.3 s at
+    the end of each run while the pool waited for it, and a recycled worker's replacement waited as long.
+    Registered as the worker starts, it runs after the atexit handlers registered later and instead of those
+    registered earlier; of those, logging's flush is what matters, so it is done here, with the streams'.
     Its exit status is 0: a worker that fails is told by the pool from the task it did not answer."""
+    with contextlib.suppress(Exception):
+        logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
